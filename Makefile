@@ -1,0 +1,30 @@
+# `make test` and `make demo` set everything up by themselves on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned, so that no dependency pulls an unpinned (multi-GB CUDA) build
+	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests
+
+demo: $(STAMP)
+	$(BIN)/python -m genrl_core.demo --out out/demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/core_bench.py
+
+clean:
+	rm -rf $(VENV) out runs results

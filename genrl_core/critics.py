@@ -1,0 +1,94 @@
+"""Critics shared by all algorithms: IQL (expectile V, double Q) and a double-Q TD critic."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from genrl_core.common import ema_update, frozen_copy
+from genrl_core.networks import DoubleQNet, VNet
+
+
+@dataclass
+class CriticConfig:
+    hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q and V MLP
+    lr: float = 3e-4  # Adam learning rate of Q and V
+    gamma: float = 0.99  # discount factor
+    tau: float = 0.005  # Polyak rate of the target Q
+    expectile: float = 0.7  # IQL expectile of V (0.7 locomotion, 0.9 AntMaze)
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """Asymmetric squared loss |tau - 1(diff < 0)| * diff^2, per element."""
+    weight = torch.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * diff.pow(2)
+
+
+class IQLCritic(nn.Module):
+    """Implicit Q-learning (Kostrikov et al. 2022, paper Eq. 32): V by expectile regression on min-Q."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or CriticConfig()
+        self.q = DoubleQNet(obs_dim, act_dim, self.cfg.hidden)
+        self.v = VNet(obs_dim, self.cfg.hidden)
+        self.q_target = frozen_copy(self.q)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
+        self.v_opt = torch.optim.Adam(self.v.parameters(), lr=self.cfg.lr)
+
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = True) -> torch.Tensor:
+        """min over the two Q heads (target network by default, as IQL's policy extraction uses)."""
+        return (self.q_target if target else self.q)(obs, act).min(0).values
+
+    def advantage(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) - V(s) with the target Q, no gradient."""
+        with torch.no_grad():
+            return self.q_value(obs, act) - self.v(obs)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One V step and one Q step; returns detached losses (no host sync)."""
+        obs, act = batch["obs"], batch["action"]
+        with torch.no_grad():
+            q_t = self.q_value(obs, act)
+        v_loss = expectile_loss(q_t - self.v(obs), self.cfg.expectile).mean()
+        self.v_opt.zero_grad(set_to_none=True)
+        v_loss.backward()
+        self.v_opt.step()
+        with torch.no_grad():
+            target = batch["reward"] + self.cfg.gamma * (1.0 - batch["terminal"]) * self.v(batch["next_obs"])
+        q_loss = (self.q(obs, act) - target).pow(2).mean(-1).sum()
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+        ema_update(self.q_target, self.q, self.cfg.tau)
+        return {"v_loss": v_loss.detach(), "q_loss": q_loss.detach()}
+
+
+class TDCritic(nn.Module):
+    """Double-Q TD learning: target r + gamma (1 - d) min_j Q_target_j(s', a'), a' from the given actor."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or CriticConfig()
+        self.q = DoubleQNet(obs_dim, act_dim, self.cfg.hidden)
+        self.q_target = frozen_copy(self.q)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
+
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """min over the two Q heads (online network by default, differentiable in act)."""
+        return (self.q_target if target else self.q)(obs, act).min(0).values
+
+    def update(self, batch: dict[str, torch.Tensor],
+               next_action_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One TD step; next_action_fn(next_obs) draws a' (e.g. from an EMA actor)."""
+        with torch.no_grad():
+            next_q = self.q_value(batch["next_obs"], next_action_fn(batch["next_obs"]), target=True)
+            target = batch["reward"] + self.cfg.gamma * (1.0 - batch["terminal"]) * next_q
+        q_loss = (self.q(batch["obs"], batch["action"]) - target).pow(2).mean(-1).sum()
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+        ema_update(self.q_target, self.q, self.cfg.tau)
+        return {"q_loss": q_loss.detach()}

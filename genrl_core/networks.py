@@ -1,0 +1,142 @@
+"""Networks: time embeddings, generative backbones taking (x, t, condition), and Q / V nets."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class GaussianFourierEmbedding(nn.Module):
+    """Random Fourier features of a scalar time: [sin(2 pi w t), cos(2 pi w t)], w ~ N(0, scale^2), fixed."""
+
+    def __init__(self, dim: int = 32, scale: float = 30.0):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"time embedding dim must be even, got {dim}")
+        self.register_buffer("w", torch.randn(dim // 2) * scale)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        proj = 2 * math.pi * t.reshape(-1, 1) * self.w
+        return torch.cat([proj.sin(), proj.cos()], dim=-1)
+
+
+def mlp(sizes: Sequence[int], act: type[nn.Module] = nn.SiLU, out_act: bool = False) -> nn.Sequential:
+    """A plain MLP through the given layer sizes."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or out_act:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class _ResBlock(nn.Module):
+    """SiLU-Linear, plus a projection of the (time, state) embedding, SiLU-Linear, residual skip."""
+
+    def __init__(self, d_in: int, d_out: int, d_emb: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, d_out)
+        self.emb = nn.Linear(d_emb, d_out)
+        self.fc2 = nn.Linear(d_out, d_out)
+        self.skip = nn.Identity() if d_in == d_out else nn.Linear(d_in, d_out)
+        self.act = nn.SiLU()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        z = self.fc1(self.act(h)) + self.emb(emb)
+        return self.fc2(self.act(z)) + self.skip(h)
+
+
+class ResidualUNet(nn.Module):
+    """Residual MLP "U-Net" for generative policies: down widths (512, 256, 128), up path back with skips.
+
+    Inputs x [B, x_dim], t [B] or scalar, cond [B, cond_dim] (cond_dim = 0 for unconditional).
+    """
+
+    def __init__(self, x_dim: int, cond_dim: int = 0, widths: Sequence[int] = (512, 256, 128),
+                 t_dim: int = 32, cond_emb_dim: int = 64):
+        super().__init__()
+        self.x_dim, self.cond_dim = x_dim, cond_dim
+        self.t_embed = nn.Sequential(GaussianFourierEmbedding(t_dim), nn.Linear(t_dim, t_dim), nn.SiLU(),
+                                     nn.Linear(t_dim, t_dim))
+        self.c_embed = mlp([cond_dim, cond_emb_dim, cond_emb_dim]) if cond_dim else None
+        d_emb = t_dim + (cond_emb_dim if cond_dim else 0)
+        self.inp = nn.Linear(x_dim, widths[0])
+        dims = [widths[0], *widths]
+        self.down = nn.ModuleList(_ResBlock(dims[i], dims[i + 1], d_emb) for i in range(len(widths)))
+        rev = list(reversed(dims))
+        self.up = nn.ModuleList(_ResBlock(2 * rev[i], rev[i + 1], d_emb) for i in range(len(widths)))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(widths[0], x_dim))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.t_embed(t.expand(x.shape[0]) if t.dim() == 0 else t)
+        if self.c_embed is not None:
+            emb = torch.cat([emb, self.c_embed(cond)], dim=-1)
+        h = self.inp(x)
+        skips = []
+        for block in self.down:
+            skips.append(h)
+            h = block(h, emb)
+        for block in self.up:
+            h = block(torch.cat([h, skips.pop()], dim=-1), emb)
+        return self.out(h)
+
+
+class MLPBackbone(nn.Module):
+    """Plain MLP backbone: concat(x, time embedding, cond) -> hidden layers -> x_dim."""
+
+    def __init__(self, x_dim: int, cond_dim: int = 0, hidden: Sequence[int] = (256, 256, 256), t_dim: int = 32):
+        super().__init__()
+        self.x_dim, self.cond_dim = x_dim, cond_dim
+        self.t_embed = GaussianFourierEmbedding(t_dim)
+        self.net = mlp([x_dim + t_dim + cond_dim, *hidden, x_dim])
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [x, self.t_embed(t.expand(x.shape[0]) if t.dim() == 0 else t)]
+        if self.cond_dim:
+            parts.append(cond)
+        return self.net(torch.cat(parts, dim=-1))
+
+
+BACKBONES = {"resunet": ResidualUNet, "mlp": MLPBackbone}
+
+
+def make_backbone(name: str, x_dim: int, cond_dim: int = 0, **kwargs) -> nn.Module:
+    """Build a backbone by name ('resunet' or 'mlp')."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid: {sorted(BACKBONES)}")
+    return BACKBONES[name](x_dim, cond_dim, **kwargs)
+
+
+class QNet(nn.Module):
+    """Q(s, a): an MLP on concat(s, a) returning [B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp([obs_dim + act_dim, *hidden, 1])
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+class DoubleQNet(nn.Module):
+    """Two independent Q nets; forward returns both as a [2, B] tensor."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.q1, self.q2 = QNet(obs_dim, act_dim, hidden), QNet(obs_dim, act_dim, hidden)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.q1(obs, act), self.q2(obs, act)])
+
+
+class VNet(nn.Module):
+    """V(s): an MLP returning [B]."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, 1])
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
