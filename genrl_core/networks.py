@@ -65,9 +65,9 @@ class ResidualUNet(nn.Module):
         self.inp = nn.Linear(x_dim, widths[0])
         dims = [widths[0], *widths]
         self.down = nn.ModuleList(_ResBlock(dims[i], dims[i + 1], d_emb) for i in range(len(widths)))
-        rev = list(reversed(dims))
-        self.up = nn.ModuleList(_ResBlock(2 * rev[i], rev[i + 1], d_emb) for i in range(len(widths)))
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(widths[0], x_dim))
+        rev = list(reversed(widths))  # up path: concat with the matching down output, back to widths[0]
+        self.up = nn.ModuleList(_ResBlock(2 * rev[i], rev[i + 1], d_emb) for i in range(len(widths) - 1))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(2 * widths[0], x_dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.t_embed(t.expand(x.shape[0]) if t.dim() == 0 else t)
@@ -76,11 +76,11 @@ class ResidualUNet(nn.Module):
         h = self.inp(x)
         skips = []
         for block in self.down:
-            skips.append(h)
             h = block(h, emb)
+            skips.append(h)
         for block in self.up:
             h = block(torch.cat([h, skips.pop()], dim=-1), emb)
-        return self.out(h)
+        return self.out(torch.cat([h, skips.pop()], dim=-1))
 
 
 class MLPBackbone(nn.Module):

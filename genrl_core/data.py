@@ -1,0 +1,293 @@
+"""Offline datasets: Minari ids (or toy bandit ids) -> device-resident transition tensors, reward scaling.
+
+Reward scaling as IQL does it: "locomotion" r * 1000 / (max episode return - min episode return),
+"antmaze" r - 1, "none"; "auto" picks antmaze for antmaze ids, none for toy ids, locomotion otherwise.
+Time-outs (truncations) are not terminals. Reference scores come from the dataset's metadata
+(locally made datasets store them) or else from reference/d4rl_ref_scores.csv, keyed by environment.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from gymnasium.envs.registration import EnvSpec
+from torch import Tensor
+
+REF_SCORES_CSV = Path(__file__).parent / "reference" / "d4rl_ref_scores.csv"
+SCALINGS = ("auto", "locomotion", "antmaze", "none")
+OBS_STD_EPS = 1e-3  # added to the observation std before dividing
+
+
+class DatasetNotFoundError(ValueError):
+    """A dataset id that is neither on this machine nor downloadable."""
+
+
+class DatasetCorruptError(ValueError):
+    """A dataset whose files exist but cannot be read."""
+
+
+class ObservationFormatError(ValueError):
+    """Observations the loader cannot turn into flat vectors (e.g. a dict without desired_goal)."""
+
+
+@dataclass
+class OfflineData:
+    """Transitions as float32 tensors on one device; reward and terminal have shape [N]."""
+
+    obs: Tensor
+    action: Tensor
+    reward: Tensor
+    next_obs: Tensor
+    terminal: Tensor
+    dataset_id: str
+    env_id: str | None  # gymnasium id to evaluate on (None for bandits)
+    ref_min_score: float | None
+    ref_max_score: float | None
+    obs_mean: Tensor | None  # set when observations were normalised (obs/next_obs already are)
+    obs_std: Tensor | None
+    env_spec: EnvSpec | None = None  # the full evaluation spec (kwargs included) when the dataset has one
+
+    @property
+    def obs_dim(self) -> int:
+        return self.obs.shape[1]
+
+    @property
+    def act_dim(self) -> int:
+        return self.action.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.obs.device
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """A uniform minibatch drawn on the data's device (the generator must live on that device)."""
+        idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device, generator=generator)
+        return {"obs": self.obs[idx], "action": self.action[idx], "reward": self.reward[idx],
+                "next_obs": self.next_obs[idx], "terminal": self.terminal[idx]}
+
+    def normalize(self, obs: Tensor) -> Tensor:
+        """Apply the saved observation statistics (identity when there are none)."""
+        if self.obs_mean is None or self.obs_std is None:
+            return obs
+        return (obs - self.obs_mean.to(obs.device)) / self.obs_std.to(obs.device)
+
+    def to(self, device: str | torch.device) -> OfflineData:
+        """A copy with every tensor on `device`."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **moved)
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as a single line."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _make_hint(dataset_id: str) -> str:
+    """How to make a dataset locally, guessing the gymnasium id from a local/<env>/<kind>-v0 id."""
+    m = re.fullmatch(r"local/([^/]+)/(.+)-v\d+", dataset_id)
+    env, kind = "<GymnasiumEnvId>", "random,medium,expert,medium-replay,medium-expert"
+    if m:
+        kind = m.group(2)
+        import gymnasium as gym
+        ids = [k for k in gym.registry if k.split("/")[-1].split("-v")[0].lower() == m.group(1)]
+        env = sorted(ids)[-1] if ids else env
+    return f"python -m genrl_core.datasets make --env {env} --kinds {kind}"
+
+
+def _open_minari(dataset_id: str, download: bool):
+    """Open a Minari dataset, mapping missing or unreadable data to one-line errors."""
+    import minari
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    path = get_dataset_path(dataset_id)
+    if not (path / "data").exists():
+        if not download:
+            raise DatasetNotFoundError(
+                f"dataset {dataset_id!r} not found under {path.parent}: download it with "
+                f"`minari download {dataset_id}` (or load(..., download=True)), or make one locally with "
+                f"`{_make_hint(dataset_id)}`")
+        try:
+            minari.download_dataset(dataset_id)
+        except Exception as err:  # network, server and id errors all end the same way
+            raise DatasetNotFoundError(
+                f"dataset {dataset_id!r} could not be downloaded ({_one_line(err)}); make one locally with "
+                f"`{_make_hint(dataset_id)}`") from None
+    try:
+        return minari.MinariDataset(path / "data")
+    except Exception as err:  # json, h5py and assertion errors from a damaged dataset
+        raise DatasetCorruptError(_corrupt_message(dataset_id, path, err)) from None
+
+
+def _corrupt_message(dataset_id: str, path: Path, err: BaseException) -> str:
+    return (f"dataset {dataset_id!r} at {path} is corrupt or unreadable ({_one_line(err)}); delete that folder "
+            f"and download or make it again (`minari download {dataset_id}` or `{_make_hint(dataset_id)}`)")
+
+
+def _flat_obs(obs, dataset_id: str) -> np.ndarray:
+    """Box observations as they are; goal dicts as observation concatenated with desired_goal."""
+    if not isinstance(obs, dict):
+        return np.asarray(obs, dtype=np.float32)
+    if "desired_goal" not in obs or "observation" not in obs:
+        raise ObservationFormatError(f"dataset {dataset_id!r} has dict observations with keys {sorted(obs)}; only goal dicts "
+                         f"with 'observation' and 'desired_goal' (concatenated) are supported")
+    return np.concatenate([obs["observation"], obs["desired_goal"]], axis=-1).astype(np.float32)
+
+
+def _episode_arrays(ds, dataset_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """All episodes as transition arrays, plus each episode's undiscounted return."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal")}
+    returns = []
+    for ep in ds.iterate_episodes():
+        obs = _flat_obs(ep.observations, dataset_id)
+        reward = np.asarray(ep.rewards, dtype=np.float32).reshape(-1)
+        parts["obs"].append(obs[:-1])
+        parts["next_obs"].append(obs[1:])
+        parts["action"].append(np.asarray(ep.actions, dtype=np.float32).reshape(len(reward), -1))
+        parts["reward"].append(reward)
+        parts["terminal"].append(np.asarray(ep.terminations, dtype=np.float32).reshape(-1))
+        returns.append(float(reward.astype(np.float64).sum()))
+    if not returns:
+        raise DatasetCorruptError(f"dataset {dataset_id!r} holds no episodes")
+    return {k: np.concatenate(v) for k, v in parts.items()}, np.asarray(returns)
+
+
+def resolve_scaling(dataset_id: str, reward_scaling: str) -> str:
+    """Turn 'auto' into the scaling a dataset id calls for."""
+    if reward_scaling not in SCALINGS:
+        raise ValueError(f"unknown reward_scaling {reward_scaling!r}; valid: {', '.join(SCALINGS)}")
+    if reward_scaling != "auto":
+        return reward_scaling
+    if "antmaze" in dataset_id.lower():
+        return "antmaze"
+    return "none" if dataset_id.startswith("toy/") else "locomotion"
+
+
+def scale_rewards(reward: np.ndarray, episode_returns: np.ndarray, mode: str) -> np.ndarray:
+    """IQL's reward scaling: locomotion r * 1000 / (max return - min return), antmaze r - 1, none."""
+    if mode == "locomotion":
+        spread = float(episode_returns.max() - episode_returns.min())
+        if spread <= 0:
+            raise ValueError("locomotion reward scaling needs episodes with different returns; use 'none'")
+        return reward * np.float32(1000.0 / spread)
+    if mode == "antmaze":
+        return reward - np.float32(1.0)
+    return reward
+
+
+@lru_cache(maxsize=1)
+def ref_scores_table() -> dict[str, tuple[float, float]]:
+    """env name -> (ref_min_score, ref_max_score) from the D4RL reference table."""
+    with open(REF_SCORES_CSV, newline="") as f:
+        return {row["env"]: (float(row["ref_min_score"]), float(row["ref_max_score"])) for row in csv.DictReader(f)}
+
+
+def _env_key(name: str) -> str:
+    """'Hopper-v5' -> 'hopper', 'mujoco/hopper/medium-v0' -> 'hopper'."""
+    parts = name.lower().split("/")
+    base = parts[1] if len(parts) >= 3 else parts[-1]
+    return base.split("-v")[0].replace("_", "")
+
+
+def reference_scores(dataset_id: str, metadata: dict, env_id: str | None) -> tuple[float | None, float | None]:
+    """Refs from the dataset's metadata if present, else the D4RL table by environment, else (None, None)."""
+    lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    if lo is not None and hi is not None:
+        return float(lo), float(hi)
+    table = ref_scores_table()
+    if "antmaze" in dataset_id.lower():
+        return table.get("antmaze", (None, None))
+    for key in (_env_key(dataset_id), _env_key(env_id or "")):
+        if key in table:
+            return table[key]
+    return None, None
+
+
+def _spec_from_metadata(metadata: dict) -> EnvSpec | None:
+    """The evaluation env spec (or else the collection spec) stored in Minari metadata."""
+    text = metadata.get("eval_env_spec") or metadata.get("env_spec")
+    if not isinstance(text, str):
+        return None
+    for old in ('"order_enforce": true,', '"apply_api_compatibility": false,', '"autoreset": false, '):
+        text = text.replace(old, "")  # specs written by older gymnasium versions
+    try:
+        return EnvSpec.from_json(text)
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+        return None
+
+
+def _read_minari(dataset_id: str, download: bool) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Arrays, episode returns and metadata of a Minari dataset."""
+    ds = _open_minari(dataset_id, download)
+    try:
+        arrays, returns = _episode_arrays(ds, dataset_id)
+        metadata = ds.storage.metadata
+    except (ObservationFormatError, DatasetCorruptError):
+        raise
+    except Exception as err:  # h5py OSError, KeyError, ... from damaged files
+        raise DatasetCorruptError(_corrupt_message(dataset_id, Path(str(ds.storage.data_path)).parent, err)) from None
+    return arrays, returns, metadata
+
+
+def _normalized(data: OfflineData) -> OfflineData:
+    """Observations and next observations normalised by the observation mean and std (+1e-3)."""
+    mean = data.obs.mean(0)
+    std = data.obs.std(0) + OBS_STD_EPS
+    return replace(data, obs=(data.obs - mean) / std, next_obs=(data.next_obs - mean) / std,
+                   obs_mean=mean, obs_std=std)
+
+
+def _load_toy(dataset_id: str, scaling: str) -> OfflineData:
+    from genrl_core import bandits
+
+    data = bandits.DATASETS[dataset_id]()
+    if scaling != "none":
+        reward = scale_rewards(data.reward.numpy(), data.reward.double().numpy(), scaling)
+        data = replace(data, reward=torch.as_tensor(reward, dtype=torch.float32))
+    return data
+
+
+def load(dataset_id: str, device: str | torch.device = "cpu", reward_scaling: str = "auto",
+         normalize_obs: bool = False, download: bool = False) -> OfflineData:
+    """Load a Minari dataset (or a toy/... bandit) as transition tensors on `device`."""
+    from genrl_core import bandits
+
+    scaling = resolve_scaling(dataset_id, reward_scaling)
+    if dataset_id in bandits.DATASETS:
+        data = _load_toy(dataset_id, scaling)
+    else:
+        arrays, returns, metadata = _read_minari(dataset_id, download)
+        arrays["reward"] = scale_rewards(arrays["reward"], returns, scaling)
+        spec = _spec_from_metadata(metadata)
+        env_id = spec.id if spec is not None else None
+        ref_min, ref_max = reference_scores(dataset_id, metadata, env_id)
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()}
+        data = OfflineData(**tensors, dataset_id=dataset_id, env_id=env_id, ref_min_score=ref_min,
+                           ref_max_score=ref_max, obs_mean=None, obs_std=None, env_spec=spec)
+    if normalize_obs:
+        data = _normalized(data)
+    return data.to(device)
+
+
+def concat(datasets: list[OfflineData], dataset_id: str, normalize_obs: bool = False) -> OfflineData:
+    """Concatenate un-normalised datasets (medium-expert style); env and refs come from the first."""
+    if not datasets:
+        raise ValueError("concat needs at least one dataset")
+    if any(d.obs_mean is not None for d in datasets):
+        raise ValueError("concat datasets before normalising observations (pass normalize_obs=True to concat)")
+    first = datasets[0]
+    cat = {k: torch.cat([getattr(d, k).to(first.device) for d in datasets])
+           for k in ("obs", "action", "reward", "next_obs", "terminal")}
+    data = replace(first, **cat, dataset_id=dataset_id)
+    return _normalized(data) if normalize_obs else data
+

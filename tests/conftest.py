@@ -1,0 +1,49 @@
+"""Shared fixtures: Minari datasets go to a fresh temporary folder (never ~/.minari); test-sized local datasets."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+_MINARI_ROOT = tempfile.mkdtemp(prefix="genrl-test-minari-")
+os.environ["MINARI_DATASETS_PATH"] = _MINARI_ROOT
+atexit.register(shutil.rmtree, _MINARI_ROOT, ignore_errors=True)
+
+from genrl_core.datasets_local import KINDS, make_datasets  # noqa: E402  (after MINARI_DATASETS_PATH is set)
+from genrl_core.sac import SACConfig  # noqa: E402
+
+# Pendulum-v1: SAC learns within ~4k steps, so its checkpoints span random to expert (medium really is medium).
+PENDULUM_BUDGET = dict(total_steps=6000, dataset_steps=4000, start_steps=1000, n_checkpoints=30, eval_episodes=10,
+                       ref_episodes=20, sac=SACConfig(hidden=(64, 64), lr=1e-3, batch_size=128))
+# Hopper-v5: a tiny budget; these sets only need to exist and load.
+HOPPER_BUDGET = dict(total_steps=600, dataset_steps=300, start_steps=300, n_checkpoints=2, eval_episodes=2,
+                     ref_episodes=2, sac=SACConfig(hidden=(32, 32), batch_size=64))
+MADE_IN: dict[str, float] = {}  # seconds taken to make each fixture's datasets
+
+
+@pytest.fixture(scope="session")
+def minari_root() -> str:
+    """The temporary MINARI_DATASETS_PATH of this test session."""
+    return _MINARI_ROOT
+
+
+@pytest.fixture(scope="session")
+def pendulum_datasets() -> dict[str, str]:
+    """kind -> Minari id of test-sized Pendulum-v1 datasets of all five kinds."""
+    start = time.perf_counter()
+    ids = make_datasets("Pendulum-v1", KINDS, seed=0, progress=False, **PENDULUM_BUDGET)
+    MADE_IN["pendulum"] = time.perf_counter() - start
+    return ids
+
+
+@pytest.fixture(scope="session")
+def hopper_datasets() -> dict[str, str]:
+    """kind -> Minari id of tiny Hopper-v5 datasets of all five kinds (for loading checks only)."""
+    start = time.perf_counter()
+    ids = make_datasets("Hopper-v5", KINDS, seed=0, progress=False, **HOPPER_BUDGET)
+    MADE_IN["hopper"] = time.perf_counter() - start
+    return ids

@@ -1,0 +1,193 @@
+"""data.load and OfflineData: sampling, normalisation, reward scaling, reference scores and clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import minari
+import numpy as np
+import pytest
+import torch
+from minari.data_collector import EpisodeBuffer
+
+from genrl_core import bandits
+from genrl_core import data as gdata
+from genrl_core.data import DatasetCorruptError, DatasetNotFoundError, concat, load
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _random_episodes(env: gym.Env, n: int, seed: int) -> list[EpisodeBuffer]:
+    """n short random episodes of a Box env as Minari buffers."""
+    out = []
+    env.action_space.seed(seed)
+    for i in range(n):
+        obs, _ = env.reset(seed=seed + i)
+        o, a, r, te, tr = [obs], [], [], [], []
+        for _ in range(5 + i):
+            act = env.action_space.sample()
+            obs, rew, term, trunc, _ = env.step(act)
+            o.append(obs), a.append(act), r.append(rew), te.append(term), tr.append(trunc)
+            if term:
+                break
+        tr[-1] = tr[-1] or not te[-1]
+        out.append(EpisodeBuffer(observations=np.stack(o), actions=np.stack(a), rewards=np.array(r),
+                                 terminations=np.array(te), truncations=np.array(tr)))
+    return out
+
+
+def _dict_dataset(dataset_id: str, keys: tuple[str, ...], n_eps: int = 3, steps: int = 4) -> None:
+    """A small dataset with dict observations of the given keys (3-dim 'observation', 2-dim goals)."""
+    dims = {"observation": 3, "achieved_goal": 2, "desired_goal": 2}
+    space = gym.spaces.Dict({k: gym.spaces.Box(-10, 10, (dims[k],)) for k in keys})
+    rng = np.random.default_rng(0)
+    buffers = []
+    for _ in range(n_eps):
+        obs = {k: rng.normal(size=(steps + 1, dims[k])).astype(np.float32) for k in keys}
+        buffers.append(EpisodeBuffer(observations=obs, actions=rng.uniform(-1, 1, (steps, 2)).astype(np.float32),
+                                     rewards=rng.integers(0, 2, steps).astype(np.float64),
+                                     terminations=np.zeros(steps, bool), truncations=np.eye(steps, dtype=bool)[-1]))
+    minari.create_dataset_from_buffers(dataset_id, buffers, observation_space=space,
+                                       action_space=gym.spaces.Box(-1, 1, (2,)), algorithm_name="test",
+                                       author="test", author_email="test", code_permalink="test", description="test")
+
+
+@pytest.fixture(scope="module")
+def small_pendulum() -> str:
+    """A few short random Pendulum episodes saved without reference scores."""
+    env = gym.make("Pendulum-v1")
+    dataset_id = "test/pendulum/small-v0"
+    minari.create_dataset_from_buffers(dataset_id, _random_episodes(env, 6, 0), env="Pendulum-v1",
+                                       algorithm_name="test", author="test", author_email="test",
+                                       code_permalink="test", description="test")
+    return dataset_id
+
+
+def test_missing_dataset_says_how_to_get_it() -> None:
+    with pytest.raises(DatasetNotFoundError) as err:
+        load("local/walker2d/medium-v0")
+    msg = str(err.value)
+    assert "\n" not in msg and isinstance(err.value, ValueError)
+    assert "`minari download local/walker2d/medium-v0`" in msg
+    assert "python -m genrl_core.datasets make --env Walker2d-v5 --kinds medium" in msg
+
+
+def test_failed_download_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(dataset_id: str, force_download: bool = False) -> None:
+        raise ConnectionError("Failed to resolve 'huggingface.co'\n(details...)")
+
+    monkeypatch.setattr(minari, "download_dataset", offline)
+    with pytest.raises(DatasetNotFoundError) as err:
+        load("mujoco/hopper/medium-v0", download=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "could not be downloaded" in msg and "ConnectionError" in msg
+    assert "python -m genrl_core.datasets make" in msg
+
+
+@pytest.mark.parametrize("damage", ["main_data.hdf5", "metadata.json"])
+def test_corrupt_dataset_is_one_clear_line(minari_root: str, damage: str) -> None:
+    dataset_id = f"test/pendulum/corrupt-{damage.split('.')[0].replace('_', '')}-v0"
+    env = gym.make("Pendulum-v1")
+    minari.create_dataset_from_buffers(dataset_id, _random_episodes(env, 2, 0), env="Pendulum-v1",
+                                       algorithm_name="t", author="t", author_email="t", code_permalink="t",
+                                       description="t")
+    assert len(load(dataset_id)) > 0
+    (Path(minari_root) / dataset_id / "data" / damage).write_bytes(b"\x00garbage, not a dataset\x00" * 10)
+    with pytest.raises(DatasetCorruptError) as err:
+        load(dataset_id)
+    msg = str(err.value)
+    assert "\n" not in msg and "corrupt or unreadable" in msg and dataset_id in msg and "delete" in msg
+    assert err.value.__suppress_context__  # no chained h5py / json traceback
+
+
+def test_dict_obs_without_goal_is_one_clear_line() -> None:
+    _dict_dataset("test/nogoal/dict-v0", ("observation", "achieved_goal"))
+    with pytest.raises(ValueError) as err:
+        load("test/nogoal/dict-v0")
+    msg = str(err.value)
+    assert "\n" not in msg and "desired_goal" in msg and "['achieved_goal', 'observation']" in msg
+
+
+def test_goal_dict_obs_concatenated_and_antmaze_scaling() -> None:
+    dataset_id = "test/antmaze-fake/umaze-v0"
+    _dict_dataset(dataset_id, ("observation", "achieved_goal", "desired_goal"))
+    d = load(dataset_id)
+    raw = minari.load_dataset(dataset_id)
+    ep = next(iter(raw.iterate_episodes()))
+    want = np.concatenate([ep.observations["observation"], ep.observations["desired_goal"]], axis=1)
+    assert d.obs_dim == 5 and d.act_dim == 2
+    np.testing.assert_array_equal(d.obs[:4].numpy(), want[:-1])
+    np.testing.assert_array_equal(d.next_obs[:4].numpy(), want[1:])
+    np.testing.assert_array_equal(d.reward[:4].numpy(), ep.rewards.astype(np.float32) - 1)  # antmaze: r - 1
+    assert (d.ref_min_score, d.ref_max_score) == (0.0, 1.0)  # antmaze row of the D4RL table
+    assert d.env_id is None
+
+
+def test_scaling_choices(small_pendulum: str) -> None:
+    assert gdata.resolve_scaling("D4RL/antmaze/medium-play-v1", "auto") == "antmaze"
+    assert gdata.resolve_scaling("toy/swissroll-v0", "auto") == "none"
+    assert gdata.resolve_scaling("mujoco/hopper/medium-v0", "auto") == "locomotion"
+    with pytest.raises(ValueError, match="unknown reward_scaling 'iql'"):
+        load(small_pendulum, reward_scaling="iql")
+    raw = load(small_pendulum, reward_scaling="none")
+    assert torch.equal(load(small_pendulum, reward_scaling="antmaze").reward, raw.reward - 1)
+    returns = np.array([ep.rewards.sum() for ep in minari.load_dataset(small_pendulum).iterate_episodes()])
+    loco = load(small_pendulum, reward_scaling="locomotion").reward
+    torch.testing.assert_close(loco, raw.reward * float(1000 / (returns.max() - returns.min())))
+
+
+def test_reference_scores_fallback_and_unknown(small_pendulum: str) -> None:
+    assert load(small_pendulum).ref_min_score is None  # Pendulum is not in the D4RL table
+    env = gym.make("Hopper-v5")
+    minari.create_dataset_from_buffers("test/hopper/norefs-v0", _random_episodes(env, 2, 0), env="Hopper-v5",
+                                       algorithm_name="t", author="t", author_email="t", code_permalink="t",
+                                       description="t")
+    d = load("test/hopper/norefs-v0")
+    assert (d.ref_min_score, d.ref_max_score) == (-20.272305, 3234.3)  # D4RL hopper row
+    assert d.env_id == "Hopper-v5" and d.env_spec is not None and d.env_spec.max_episode_steps == 1000
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sample_on_device_and_reproducible(small_pendulum: str, device: str) -> None:
+    d = load(small_pendulum, device=device)
+    assert all(t.device.type == device for t in (d.obs, d.action, d.reward, d.next_obs, d.terminal))
+    b1 = d.sample(64, torch.Generator(device=device).manual_seed(3))
+    b2 = d.sample(64, torch.Generator(device=device).manual_seed(3))
+    assert set(b1) == {"obs", "action", "reward", "next_obs", "terminal"}
+    assert b1["obs"].shape == (64, 3) and b1["action"].shape == (64, 1) and b1["reward"].shape == (64,)
+    assert all(torch.equal(b1[k], b2[k]) and b1[k].device.type == device for k in b1)
+    # every sampled row is a real transition of the data
+    rows = torch.cat([d.obs, d.action], 1)
+    picked = torch.cat([b1["obs"], b1["action"]], 1)
+    assert (picked[:, None, :] == rows[None, :, :]).all(-1).any(1).all()
+    assert d.to("cpu").obs.device.type == "cpu" and len(d.to("cpu")) == len(d)
+
+
+def test_normalize_obs(small_pendulum: str) -> None:
+    raw = load(small_pendulum)
+    d = load(small_pendulum, normalize_obs=True)
+    torch.testing.assert_close(d.obs.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(d.obs_std, raw.obs.std(0) + 1e-3)
+    torch.testing.assert_close(d.normalize(raw.obs), d.obs)
+    torch.testing.assert_close(d.normalize(raw.next_obs), d.next_obs)
+    assert torch.equal(raw.normalize(raw.obs), raw.obs)  # identity without statistics
+    assert d.obs_dim == 3 and d.act_dim == 1 and len(d) == len(raw)
+
+
+def test_concat(small_pendulum: str) -> None:
+    a, b = load(small_pendulum), load(small_pendulum, reward_scaling="none")
+    c = concat([a, b], "test/both")
+    assert len(c) == len(a) + len(b) and c.dataset_id == "test/both" and c.env_id == a.env_id
+    assert torch.equal(c.reward[len(a):], b.reward)
+    assert concat([a, b], "n", normalize_obs=True).obs_mean is not None
+    with pytest.raises(ValueError, match="before normalising"):
+        concat([load(small_pendulum, normalize_obs=True), a], "bad")
+
+
+def test_toy_ids_load_through_the_same_loader() -> None:
+    d = load("toy/swissroll-v0")
+    ref = bandits.swissroll()
+    assert torch.equal(d.action, ref.action) and torch.equal(d.reward, ref.reward)  # reward scaling "none"
+    assert d.env_id is None and d.obs.shape == (10000, 1) and d.terminal.eq(1).all()
+    m = load("toy/multimodal-v0", normalize_obs=False)
+    torch.testing.assert_close(m.reward, bandits.value("multimodal", m.action))
