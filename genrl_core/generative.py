@@ -37,6 +37,7 @@ class GenerativeModel(nn.Module):
         # eps and score predictions cannot express the velocity where alpha_t = 0 (GVP, linear, I-CFM at t = 1)
         singular = prediction in ("eps", "score") and float(self.path.alpha(torch.tensor(1.0))) < 1e-6
         self.t_max = 1.0 - t_min if singular else 1.0
+        self.grad_checkpoint = False  # recompute solver steps in backward: memory bounded at large step counts
 
     # --- network outputs ---
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -108,7 +109,8 @@ class GenerativeModel(nn.Module):
     # --- helpers ---
     def _solve(self, field, x: torch.Tensor, t0: float, t1: float, solver: str, steps: int) -> torch.Tensor:
         if solver in solvers.FIXED_STEP:
-            return solvers.integrate(field, x, solvers.time_grid(t0, t1, steps, x.device, x.dtype), solver)
+            grid = solvers.time_grid(t0, t1, steps, x.device, x.dtype)
+            return solvers.integrate(field, x, grid, solver, checkpoint=self.grad_checkpoint)
         if solver == "dpm2":
             raise ValueError("dpm2 samples only; use euler, midpoint, rk4 or dopri5 for likelihoods")
         params = tuple(p for p in self.parameters() if p.requires_grad)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.utils.checkpoint
 
 from genrl_core.paths import Path
 
@@ -51,13 +52,22 @@ def _rk4(f: VectorField, x: torch.Tensor, t: torch.Tensor, h: torch.Tensor) -> t
 _STEPPERS = {"euler": _euler, "midpoint": _midpoint, "rk4": _rk4}
 
 
-def integrate(f: VectorField, x: torch.Tensor, grid: torch.Tensor, solver: str = "euler") -> torch.Tensor:
-    """Integrate dx/dt = f(t, x) from grid[0] to grid[-1] with a fixed-step solver."""
+def integrate(f: VectorField, x: torch.Tensor, grid: torch.Tensor, solver: str = "euler",
+              checkpoint: bool = False) -> torch.Tensor:
+    """Integrate dx/dt = f(t, x) from grid[0] to grid[-1] with a fixed-step solver.
+
+    checkpoint=True recomputes each step in the backward pass (gradient checkpointing), so memory
+    stays bounded by one step's activations however many steps there are.
+    """
     step = _STEPPERS.get(solver)
     if step is None:
         raise ValueError(f"unknown fixed-step solver {solver!r}; valid: {list(FIXED_STEP)}")
+    checkpoint = checkpoint and torch.is_grad_enabled()
     for i in range(grid.shape[0] - 1):
-        x = step(f, x, grid[i], grid[i + 1] - grid[i])
+        if checkpoint:
+            x = torch.utils.checkpoint.checkpoint(step, f, x, grid[i], grid[i + 1] - grid[i], use_reentrant=False)
+        else:
+            x = step(f, x, grid[i], grid[i + 1] - grid[i])
     return x
 
 

@@ -1,0 +1,88 @@
+"""GMPG (paper Sec. 4.3, Eqs. 8 and 42, Algorithm 3): policy gradient through the flow's own likelihood."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from genrl_core.algorithms.base import (GenerativeAgent, IQLPolicyConfig, advantage_weights, critic_due, make_iql,
+                                        make_policy)
+
+
+@dataclass
+class GMPGConfig(IQLPolicyConfig):
+    """GMPG: behaviour pretraining, IQL critic, then the reverse-KL policy gradient of Eq. 8."""
+
+    beta: float = 4.0  # weight of Q in -beta Q + log pi - log mu (paper Table 8 gives per-task values)
+    behaviour_steps: int = 1000  # flow-matching steps of mu before pi = copy(mu) starts training
+    critic_steps: int = 1000  # IQL steps before policy training (run alongside behaviour pretraining)
+    train_steps: int = 32  # solver steps T of the sampled action and its log-likelihoods in training
+    train_solver: str = "euler"  # fixed-step solver used in training
+    trace: str = "hutchinson"  # divergence estimator in training: exact or hutchinson (Eq. 45)
+    grad_checkpoint: bool = False  # recompute solver steps in backward: bounded memory at large T
+    static: bool = False  # Eq. 42: importance-weighted gradient on dataset actions instead of sampling pi
+    max_weight: float = 100.0  # clamp of exp(beta A) in the static variant
+
+
+class GMPG(GenerativeAgent):
+    """Generative Model Policy Gradient; velocity models only (paper Appendix C.7)."""
+
+    config_class = GMPGConfig
+
+    def __init__(self, cfg: GMPGConfig, obs_dim: int, act_dim: int):
+        super().__init__()
+        if cfg.prediction != "velocity":
+            raise ValueError(f"GMPG needs a velocity model (prediction='velocity'), got {cfg.prediction!r}: "
+                             "eps/score outputs make the likelihood gradient unstable (paper Appendix C.7)")
+        if cfg.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {cfg.beta}")
+        self.cfg = cfg
+        self.behaviour = make_policy(cfg, obs_dim, act_dim)
+        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr)
+        self.policy = make_policy(cfg, obs_dim, act_dim)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self.policy.grad_checkpoint = self.behaviour.grad_checkpoint = cfg.grad_checkpoint
+        self.critic = make_iql(cfg, obs_dim, act_dim)
+        self.policy_start = max(cfg.behaviour_steps, cfg.critic_steps)
+
+    def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        out = self.critic.update(batch) if critic_due(self.cfg, step) else {}
+        if step < self.cfg.behaviour_steps:
+            loss = self.behaviour.loss(batch["action"], batch["obs"]).mean()
+            self.behaviour_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.behaviour_opt.step()
+            out["behaviour_loss"] = loss.detach()
+        if step == self.policy_start:  # pi starts as a copy of the pretrained mu; mu is frozen from here on
+            self.policy.load_state_dict(self.behaviour.state_dict())
+        if step >= self.policy_start:
+            self.behaviour.requires_grad_(False)
+            parts = self._static_loss(batch) if self.cfg.static else self._kl_loss(batch)
+            self.opt.zero_grad(set_to_none=True)
+            parts["policy_loss"].backward()
+            self.opt.step()
+            out.update({k: v.detach() for k, v in parts.items()})
+        return out
+
+    def _kl_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 8: E_{a ~ pi}[-beta Q + log pi - log mu]; log pi along the sample's own path (two ODE passes)."""
+        obs, c = batch["obs"], self.cfg
+        act, log_pi = self.policy.sample_with_log_prob(obs, solver=c.train_solver, steps=c.train_steps,
+                                                       trace=c.trace, with_grad=True)
+        log_mu = self.behaviour.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace,
+                                         with_grad=True)
+        q = self.critic.q_value(obs, act)
+        kl = (log_pi - log_mu).mean()
+        return {"policy_loss": -c.beta * q.mean() + kl, "q_policy": q.mean(), "kl": kl}
+
+    def _static_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 42: dataset actions a ~ mu, weights exp(beta A), surrogate w * sg(-beta Q + log pi - log mu) * log pi."""
+        obs, act, c = batch["obs"], batch["action"], self.cfg
+        w, clamp_ratio = advantage_weights(self.critic.advantage(obs, act), c.beta, c.max_weight)
+        log_pi = self.policy.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace,
+                                      with_grad=True)
+        with torch.no_grad():
+            log_mu = self.behaviour.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace)
+            coef = -c.beta * self.critic.q_value(obs, act) + log_pi - log_mu
+        loss = (w * coef * log_pi).mean()
+        return {"policy_loss": loss, "kl": (log_pi - log_mu).mean().detach(), "clamp_ratio": clamp_ratio}

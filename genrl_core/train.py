@@ -1,0 +1,193 @@
+"""One training run without Ray: `python -m genrl_core.train --algo gmpo --dataset ID ...`.
+
+Trains in a plain loop, evaluates every --eval-every steps, appends each evaluation to
+<out>/metrics.jsonl and saves <out>/checkpoint.pt; --resume continues from that checkpoint with the
+same random streams, so a resumed run reproduces an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from genrl_core import algorithms, bandits
+from genrl_core.algorithms.base import Agent
+from genrl_core.common import DivergenceError, seed_everything
+from genrl_core.data import OfflineData, load
+from genrl_core.evaluation import evaluate_dataset
+
+LOGLIK_BATCH = 256  # dataset pairs on which the Figure 1 log-likelihood is measured
+
+
+def build_agent(algo: str, obs_dim: int, act_dim: int, overrides: dict[str, Any] | None = None) -> Agent:
+    """The agent of `algo` with its config dataclass filled from registry defaults and overrides."""
+    cls, cfg_kwargs = algorithms.get(algo)
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(overrides or {}) - fields)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown} for {algo}; valid: {sorted(fields)}")
+    cfg_kwargs.update(overrides or {})
+    return cls(cls.config_class(**cfg_kwargs), obs_dim, act_dim)
+
+
+def evaluate_agent(agent: Agent, data: OfflineData, episodes: int, seed: int, device: str) -> dict[str, float]:
+    """Return / normalised score on the dataset's env (true value on a toy bandit) and the Figure 1 log-likelihood."""
+    agent.eval()
+    if data.env_id is None:  # one-step bandit: the true value of the policy's actions
+        name = data.dataset_id.split("/")[1].rsplit("-", 1)[0]
+        actions = agent.act(torch.zeros(1000, data.obs_dim, device=device))
+        metrics = {"return_mean": float(bandits.value(name, actions).mean()), "score_mean": float("nan")}
+    else:
+        metrics = evaluate_dataset(agent.act, data, episodes, seed, device=device)
+    if hasattr(agent, "log_likelihood"):
+        g = torch.Generator(device=data.device).manual_seed(seed)
+        pairs = data.sample(LOGLIK_BATCH, g)
+        metrics["loglik"] = float(agent.log_likelihood(pairs["obs"], pairs["action"]).mean())
+    agent.train()
+    return metrics
+
+
+class _Accumulator:
+    """Sums losses on the device and remembers the first step at which each became non-finite (no host sync)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.first_bad: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        for k, v in losses.items():
+            if k not in self.sums:
+                self.sums[k], self.first_bad[k] = torch.zeros_like(v), torch.full_like(v, -1.0)
+            self.sums[k] += v
+            bad = (~torch.isfinite(v)) & (self.first_bad[k] < 0)
+            self.first_bad[k] = torch.where(bad, torch.full_like(v, float(step)), self.first_bad[k])
+        self.count += 1
+
+    def read(self) -> dict[str, float]:
+        """Means since the last read; raises DivergenceError naming the step and the loss."""
+        for k, bad in self.first_bad.items():
+            if float(bad) >= 0:
+                raise DivergenceError(f"training diverged at step {int(bad)}: loss {k!r} became non-finite")
+        out = {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return out
+
+
+def _save(path: Path, agent: Agent, step: int, gen: torch.Generator, history: list[dict]) -> None:
+    state = {"agent": agent.full_state(), "step": step, "gen": gen.get_state(), "rng": torch.get_rng_state(),
+             "history": history}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def _restore(path: Path, agent: Agent, gen: torch.Generator) -> tuple[int, list[dict]]:
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    agent.load_full_state(state["agent"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["rng"])
+    return state["step"], state["history"]
+
+
+def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int = 256, eval_every: int = 0,
+          eval_episodes: int = 10, out: str | None = None, resume: bool = False, device: str = "cpu",
+          overrides: dict[str, Any] | None = None, reward_scaling: str = "auto", normalize_obs: bool = False,
+          log: Callable[[str], None] | None = print) -> list[dict]:
+    """Train `algo` on `dataset` for `steps` gradient steps; returns one metrics dict per evaluation."""
+    gen = seed_everything(seed)
+    if torch.device(device).type == "cuda":
+        gen = torch.Generator(device=device).manual_seed(seed)
+    data = load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs)
+    agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
+    eval_every = eval_every or steps
+    start, history = 0, []
+    ckpt = Path(out) / "checkpoint.pt" if out else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt.exists():
+            start, history = _restore(ckpt, agent, gen)
+        _rewrite_jsonl(ckpt.parent / "metrics.jsonl", history)
+    acc, t0, step_t0 = _Accumulator(), time.perf_counter(), start
+    for step in range(start, steps):
+        acc.add(agent.update(data.sample(batch_size, gen), step), step)
+        if (step + 1) % eval_every and step + 1 != steps:
+            continue
+        losses, train_time = acc.read(), time.perf_counter() - t0
+        metrics = {"step": step + 1, **losses, "grad_steps_per_s": (step + 1 - step_t0) / max(train_time, 1e-9)}
+        metrics.update(evaluate_agent(agent, data, eval_episodes, seed, device))
+        history.append(metrics)
+        if ckpt is not None:
+            with open(ckpt.parent / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            _save(ckpt, agent, step + 1, gen, history)
+        if log:
+            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+        t0, step_t0 = time.perf_counter(), step + 1
+    return history
+
+
+def _rewrite_jsonl(path: Path, history: list[dict]) -> None:
+    """metrics.jsonl holds exactly the checkpointed evaluations (a resumed run never duplicates rows)."""
+    with open(path, "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    for f in dataclasses.fields(config_class):
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
+                                help=f"(default: {default})")
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=int, nargs="+", default=default, help=f"(default: {default})")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: run-level flags, then every field of the chosen algorithm's config dataclass."""
+    argv = sys.argv[1:] if argv is None else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", choices=algorithms.names(), default="gmpo")
+    algo = pre.parse_known_args(argv)[0].algo
+    cls, fixed = algorithms.get(algo)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--algo", choices=algorithms.names(), default="gmpo", help="algorithm (its config flags follow)")
+    p.add_argument("--dataset", required=True, help="Minari id, local/<env>/<kind>-v0, or toy/swissroll-v0")
+    p.add_argument("--model", choices=["vpsde", "gvp", "icfm", "linear"], help="probability path (same as --path)")
+    p.add_argument("--steps", type=int, default=100_000, help="gradient steps in all")
+    p.add_argument("--batch-size", type=int, default=256, help="minibatch size")
+    p.add_argument("--eval-every", type=int, default=10_000, help="steps between evaluations")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    p.add_argument("--out", default=None, help="directory for metrics.jsonl and checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--reward-scaling", default="auto", choices=["auto", "locomotion", "antmaze", "none"])
+    p.add_argument("--normalize-obs", action="store_true", help="normalise observations (stats saved with the run)")
+    _add_config_flags(p.add_argument_group(f"{algo} config ({cls.config_class.__name__})"), cls.config_class)
+    args = vars(p.parse_args(argv))
+    cfg = {f.name: args[f.name] for f in dataclasses.fields(cls.config_class) if f.name not in fixed}
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    if args["model"]:
+        cfg["path"] = args["model"]
+    try:
+        train(algo, args["dataset"], steps=args["steps"], seed=args["seed"], batch_size=args["batch_size"],
+              eval_every=args["eval_every"], eval_episodes=args["eval_episodes"], out=args["out"],
+              resume=args["resume"], device=args["device"], overrides=cfg, reward_scaling=args["reward_scaling"],
+              normalize_obs=args["normalize_obs"])
+    except (ValueError, DivergenceError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
