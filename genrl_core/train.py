@@ -80,6 +80,15 @@ class _Accumulator:
         return out
 
 
+def train_steps(agent: Agent, data: OfflineData, start: int, stop: int, batch_size: int,
+                gen: torch.Generator, acc: "_Accumulator | None" = None) -> "_Accumulator":
+    """Run agent.update on fresh minibatches for steps start..stop-1; losses accumulate on the device."""
+    acc = acc or _Accumulator()
+    for step in range(start, stop):
+        acc.add(agent.update(data.sample(batch_size, gen), step), step)
+    return acc
+
+
 def _save(path: Path, agent: Agent, step: int, gen: torch.Generator, history: list[dict]) -> None:
     state = {"agent": agent.full_state(), "step": step, "gen": gen.get_state(), "rng": torch.get_rng_state(),
              "history": history}
@@ -114,22 +123,21 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
         if resume and ckpt.exists():
             start, history = _restore(ckpt, agent, gen)
         _rewrite_jsonl(ckpt.parent / "metrics.jsonl", history)
-    acc, t0, step_t0 = _Accumulator(), time.perf_counter(), start
-    for step in range(start, steps):
-        acc.add(agent.update(data.sample(batch_size, gen), step), step)
-        if (step + 1) % eval_every and step + 1 != steps:
-            continue
-        losses, train_time = acc.read(), time.perf_counter() - t0
-        metrics = {"step": step + 1, **losses, "grad_steps_per_s": (step + 1 - step_t0) / max(train_time, 1e-9)}
+    step = start
+    while step < steps:
+        stop = min(steps, (step // eval_every + 1) * eval_every)
+        t0 = time.perf_counter()
+        losses = train_steps(agent, data, step, stop, batch_size, gen).read()
+        metrics = {"step": stop, **losses, "grad_steps_per_s": (stop - step) / max(time.perf_counter() - t0, 1e-9)}
         metrics.update(evaluate_agent(agent, data, eval_episodes, seed, device))
         history.append(metrics)
+        step = stop
         if ckpt is not None:
             with open(ckpt.parent / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
-            _save(ckpt, agent, step + 1, gen, history)
+            _save(ckpt, agent, step, gen, history)
         if log:
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        t0, step_t0 = time.perf_counter(), step + 1
     return history
 
 

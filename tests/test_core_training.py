@@ -5,7 +5,7 @@ import torch
 from genrl_core.generative import GenerativeModel
 from genrl_core.metrics import energy_distance
 from genrl_core.networks import MLPBackbone, ResidualUNet
-from genrl_core.toy import conditional_swiss_roll
+from genrl_core.demo import conditional_rolls, fit
 
 
 def make_model(path, prediction, seed=0, **kw):
@@ -13,24 +13,16 @@ def make_model(path, prediction, seed=0, **kw):
     return GenerativeModel(path, MLPBackbone(2, 1, hidden=(128, 128, 128)), prediction, **kw)
 
 
-def train(model, steps=600, batch=256, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(steps):
-        x, c = conditional_swiss_roll(batch, g)
-        loss = model.loss(x, c).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+def train(model, steps=600):
+    fit(model, steps)
     return model
 
 
 @pytest.mark.parametrize("path,prediction", [("vpsde", "eps"), ("vpsde", "velocity"), ("gvp", "velocity"),
                                              ("icfm", "velocity")])
 def test_training_brings_samples_to_the_data(path, prediction):
-    g = torch.Generator().manual_seed(123)
-    data, cond = conditional_swiss_roll(1000, g)
-    other, _ = conditional_swiss_roll(1000, g)
+    data, cond = conditional_rolls(1000, seed=123)
+    other, _ = conditional_rolls(1000, seed=124)
     floor = energy_distance(data[cond[:, 0] == 0], other[: int((cond == 0).sum())])  # two draws of the data itself
     model = make_model(path, prediction)
     untrained = energy_distance(model.sample(cond, steps=32), data)
@@ -75,8 +67,7 @@ def test_gradients_through_log_prob_to_parameters_and_x(trace):
 
 
 def test_log_prob_of_dataset_actions_rises_with_training():
-    g = torch.Generator().manual_seed(5)
-    x, c = conditional_swiss_roll(256, g)
+    x, c = conditional_rolls(256, seed=5)
     model = make_model("icfm", "velocity")
     before = float(model.log_prob(x, c, solver="rk4", steps=16).mean())
     train(model, steps=800)

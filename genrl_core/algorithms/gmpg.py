@@ -15,6 +15,7 @@ class GMPGConfig(IQLPolicyConfig):
 
     beta: float = 4.0  # weight of Q in -beta Q + log pi - log mu (paper Table 8 gives per-task values)
     behaviour_steps: int = 1000  # flow-matching steps of mu before pi = copy(mu) starts training
+    behaviour_lr: float = 1e-4  # Adam learning rate of mu's pretraining (lr is the policy-gradient rate)
     critic_steps: int = 1000  # IQL steps before policy training (run alongside behaviour pretraining)
     train_steps: int = 32  # solver steps T of the sampled action and its log-likelihoods in training
     train_solver: str = "euler"  # fixed-step solver used in training
@@ -38,7 +39,7 @@ class GMPG(GenerativeAgent):
             raise ValueError(f"beta must be >= 0, got {cfg.beta}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
-        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr)
+        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.behaviour_lr)
         self.policy = make_policy(cfg, obs_dim, act_dim)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.policy.grad_checkpoint = self.behaviour.grad_checkpoint = cfg.grad_checkpoint
