@@ -1,0 +1,57 @@
+"""The single-run trainer: exact resume, divergence errors, config validation, the command line."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from genrl_core.common import DivergenceError
+from genrl_core.train import build_agent, train
+
+TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    kw = dict(seed=3, batch_size=64, eval_every=20, log=None,
+              overrides={**TINY, "critic_hidden": (32, 32), "beta": 2.0})
+    full = train("gmpo", "toy/swissroll-v0", steps=60, out=str(tmp_path / "a"), **kw)
+    train("gmpo", "toy/swissroll-v0", steps=20, out=str(tmp_path / "b"), **kw)  # "crashes" after step 20
+    resumed = train("gmpo", "toy/swissroll-v0", steps=60, out=str(tmp_path / "b"), resume=True, **kw)
+    assert [r["step"] for r in resumed] == [20, 40, 60]
+    for a, b in zip(full, resumed):
+        for k in ("policy_loss", "q_loss", "v_loss", "return_mean", "loglik"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-7), k
+    rows = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [20, 40, 60]  # no duplicated evaluation rows
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 60
+
+
+def test_diverging_run_names_step_and_loss():
+    with pytest.raises(DivergenceError, match=r"training diverged at step \d+: loss 'policy_loss' became non-finite"):
+        train("bc", "toy/swissroll-v0", steps=200, eval_every=200, log=None, overrides={**TINY, "lr": 1e30})
+
+
+def test_bad_configs_are_one_clear_error():
+    with pytest.raises(ValueError, match="GMPG needs a velocity model"):
+        build_agent("gmpg", 1, 2, {**TINY, "path": "vpsde", "prediction": "eps"})
+    with pytest.raises(ValueError, match="beta must be >= 0, got -1"):
+        build_agent("gmpo", 1, 2, {**TINY, "beta": -1.0})
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['betta'\] for gmpo"):
+        build_agent("gmpo", 1, 2, {"betta": 1.0})
+    with pytest.raises(ValueError, match="unknown algorithm 'ppo'; valid"):
+        build_agent("ppo", 1, 2)
+
+
+def test_cli_help_lists_config_fields_and_errors_in_one_line():
+    help_text = subprocess.run([sys.executable, "-m", "genrl_core.train", "--algo", "gmpg", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    for flag in ("--beta", "--train-steps", "--trace", "--critic-steps", "--expectile", "--path", "--resume"):
+        assert flag in help_text
+    assert "(default: 4.0)" in help_text
+    bad = subprocess.run([sys.executable, "-m", "genrl_core.train", "--algo", "gmpg", "--dataset", "toy/swissroll-v0",
+                          "--prediction", "eps", "--steps", "1"], capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip().splitlines()[-1]]  # exactly one line
+    assert "GMPG needs a velocity model" in bad.stderr
