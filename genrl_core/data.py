@@ -94,15 +94,19 @@ def _one_line(err: BaseException) -> str:
 
 
 def _make_hint(dataset_id: str) -> str:
-    """How to make a dataset locally, guessing the gymnasium id from a local/<env>/<kind>-v0 id."""
-    m = re.fullmatch(r"local/([^/]+)/(.+)-v\d+", dataset_id)
-    env, kind = "<GymnasiumEnvId>", "random,medium,expert,medium-replay,medium-expert"
-    if m:
-        kind = m.group(2)
-        import gymnasium as gym
-        ids = [k for k in gym.registry if k.split("/")[-1].split("-v")[0].lower() == m.group(1)]
-        env = sorted(ids)[-1] if ids else env
-    return f"python -m genrl_core.datasets make --env {env} --kinds {kind}"
+    """How to make a dataset locally, guessing env and kind from ids like local/hopper/medium-v0."""
+    kinds = "random,medium,expert,medium-replay,medium-expert"
+    m = re.fullmatch(r"[^/]+/([^/]+)/(.+)-v\d+", dataset_id)
+    if not m:
+        return f"`python -m genrl_core.datasets make --env <GymnasiumEnvId> --kinds {kinds}`"
+    import gymnasium as gym
+
+    ids = [k for k in gym.registry if k.split("/")[-1].split("-v")[0].lower() == m.group(1)]
+    ids.sort(key=lambda k: ("/" not in k, gym.spec(k).version or 0))  # plain ids first, newest version
+    env = ids[-1] if ids else "<GymnasiumEnvId>"
+    kind = m.group(2) if m.group(2) in kinds.split(",") else kinds
+    local = f" (then load 'local/{m.group(1)}/{kind}-v0')" if "," not in kind else ""
+    return f"`python -m genrl_core.datasets make --env {env} --kinds {kind}`{local}"
 
 
 def _open_minari(dataset_id: str, download: bool):
@@ -113,16 +117,16 @@ def _open_minari(dataset_id: str, download: bool):
     path = get_dataset_path(dataset_id)
     if not (path / "data").exists():
         if not download:
-            raise DatasetNotFoundError(
-                f"dataset {dataset_id!r} not found under {path.parent}: download it with "
-                f"`minari download {dataset_id}` (or load(..., download=True)), or make one locally with "
-                f"`{_make_hint(dataset_id)}`")
+            get = "" if dataset_id.startswith("local/") else (
+                f"download it with `minari download {dataset_id}` (or load(..., download=True)), or ")
+            raise DatasetNotFoundError(f"dataset {dataset_id!r} not found under {path.parent}: {get}make one "
+                                       f"locally with {_make_hint(dataset_id)}")
         try:
             minari.download_dataset(dataset_id)
         except Exception as err:  # network, server and id errors all end the same way
             raise DatasetNotFoundError(
                 f"dataset {dataset_id!r} could not be downloaded ({_one_line(err)}); make one locally with "
-                f"`{_make_hint(dataset_id)}`") from None
+                f"{_make_hint(dataset_id)}") from None
     try:
         return minari.MinariDataset(path / "data")
     except Exception as err:  # json, h5py and assertion errors from a damaged dataset
@@ -130,17 +134,19 @@ def _open_minari(dataset_id: str, download: bool):
 
 
 def _corrupt_message(dataset_id: str, path: Path, err: BaseException) -> str:
+    again = _make_hint(dataset_id) if dataset_id.startswith("local/") else (
+        f"`minari download {dataset_id}` or {_make_hint(dataset_id)}")
     return (f"dataset {dataset_id!r} at {path} is corrupt or unreadable ({_one_line(err)}); delete that folder "
-            f"and download or make it again (`minari download {dataset_id}` or `{_make_hint(dataset_id)}`)")
+            f"and download or make it again ({again})")
 
 
-def _flat_obs(obs, dataset_id: str) -> np.ndarray:
-    """Box observations as they are; goal dicts as observation concatenated with desired_goal."""
+def flatten_obs(obs, source: str = "the data") -> np.ndarray:
+    """Box observations as float32; goal dicts as observation concatenated with desired_goal (last axis)."""
     if not isinstance(obs, dict):
         return np.asarray(obs, dtype=np.float32)
     if "desired_goal" not in obs or "observation" not in obs:
-        raise ObservationFormatError(f"dataset {dataset_id!r} has dict observations with keys {sorted(obs)}; only goal dicts "
-                         f"with 'observation' and 'desired_goal' (concatenated) are supported")
+        raise ObservationFormatError(f"{source} has dict observations with keys {sorted(obs)}; only "
+                                     f"goal dicts with 'observation' and 'desired_goal' (concatenated) are supported")
     return np.concatenate([obs["observation"], obs["desired_goal"]], axis=-1).astype(np.float32)
 
 
@@ -149,7 +155,7 @@ def _episode_arrays(ds, dataset_id: str) -> tuple[dict[str, np.ndarray], np.ndar
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminal")}
     returns = []
     for ep in ds.iterate_episodes():
-        obs = _flat_obs(ep.observations, dataset_id)
+        obs = flatten_obs(ep.observations, f"dataset {dataset_id!r}")
         reward = np.asarray(ep.rewards, dtype=np.float32).reshape(-1)
         parts["obs"].append(obs[:-1])
         parts["next_obs"].append(obs[1:])

@@ -37,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--start-steps", type=int, default=1000, help="random-action warm-up steps of SAC")
     make.add_argument("--checkpoints", type=int, default=20, help="evaluated checkpoints (medium is chosen among them)")
     make.add_argument("--eval-episodes", type=int, default=10, help="episodes per checkpoint evaluation")
-    make.add_argument("--ref-episodes", type=int, default=20, help="episodes for the random and expert reference returns")
-    make.add_argument("--medium-fraction", type=float, default=1 / 3, help="medium target, from random (0) to expert (1)")
+    make.add_argument("--ref-episodes", type=int, default=20,
+                      help="minimum episodes of the random and expert rollouts (their mean returns are the refs)")
+    make.add_argument("--medium-fraction", type=float, default=1 / 3,
+                      help="medium target, from random (0) to expert (1)")
     make.add_argument("--hidden", type=_ints, default=(256, 256), help="SAC hidden widths, e.g. 256,256")
     make.add_argument("--lr", type=float, default=3e-4, help="SAC learning rate")
     make.add_argument("--batch-size", type=int, default=256, help="SAC minibatch size")

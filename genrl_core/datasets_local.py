@@ -4,12 +4,14 @@ A compact SAC (genrl_core.sac) is trained online for `total_steps`, with a check
 `n_checkpoints` times along the way. Then, as in D4RL:
   random         uniform random actions
   medium         the checkpoint whose return is closest to random + medium_fraction * (expert - random)
+                 (the few closest are re-measured with ref_episodes episodes before choosing)
   expert         the policy at the end of training
   medium-replay  the training episodes (its replay buffer) up to the medium checkpoint
   medium-expert  the medium and expert episodes concatenated
 Behaviour policies act stochastically (as during training). Each kind but medium-replay holds whole
 episodes with at least `dataset_steps` steps. Every dataset stores ref_min_score (the random policy's
-mean return) and ref_max_score (the expert's mean return), measured at creation, in its metadata.
+mean return) and ref_max_score (the expert's mean return), measured at creation on the random and expert
+rollouts (at least `ref_episodes` episodes each), in its metadata.
 Ids: local/<env name, lower case>/<kind>-v0, e.g. local/pendulum/medium-v0.
 
 Budgets: the defaults are small (minutes on a CPU). For D4RL-scale MuJoCo data use about
@@ -80,12 +82,16 @@ class Episode:
                              truncations=np.asarray(self.truncations))
 
 
-def collect(env: gym.Env, act: ActFn, min_steps: int, seed: int, bar: tqdm | None = None) -> list[Episode]:
-    """Whole episodes of `act` on env until at least min_steps steps (time limits stay truncations)."""
+def collect(env: gym.Env, act: ActFn, min_steps: int, seed: int, bar: tqdm | None = None,
+            min_episodes: int = 1) -> list[Episode]:
+    """Whole episodes of `act` on env until at least min_steps steps and min_episodes episodes.
+
+    Time limits stay truncations (never terminations).
+    """
     episodes: list[Episode] = []
     total = 0
     obs, _ = env.reset(seed=seed)
-    while total < min_steps:
+    while total < min_steps or len(episodes) < min_episodes:
         ep = Episode(observations=[np.asarray(obs, dtype=np.float32)])
         done = False
         while not done:
@@ -171,11 +177,19 @@ def train_sac(env_id: str, total_steps: int, *, seed: int = 0, config: SACConfig
 
 
 def select_medium(checkpoints: list[tuple[int, TanhGaussianActor, float]], random_return: float,
-                  expert_return: float, fraction: float = 1 / 3) -> int:
-    """Index of the checkpoint (the last excluded when possible) closest to the medium target return."""
+                  expert_return: float, fraction: float = 1 / 3,
+                  refine: Callable[[TanhGaussianActor], float] | None = None, n_refine: int = 3) -> int:
+    """Index of the checkpoint (the last excluded when possible) whose return is closest to the medium target.
+
+    With `refine`, the n_refine closest are measured again by refine(actor) and the closest of those wins.
+    """
     target = random_return + fraction * (expert_return - random_return)
     candidates = checkpoints[:-1] or checkpoints
-    return int(np.argmin([abs(ret - target) for _, _, ret in candidates]))
+    order = np.argsort([abs(ret - target) for _, _, ret in candidates])
+    if refine is None:
+        return int(order[0])
+    remeasured = {int(i): refine(candidates[i][1]) for i in order[:n_refine]}
+    return min(remeasured, key=lambda i: abs(remeasured[i] - target))
 
 
 def _save(dataset_id: str, env_id: str, episodes: list[Episode], refs: tuple[float, float], n_ref: int,
@@ -214,24 +228,45 @@ def _check_targets(env_id: str, kinds: Sequence[str], root_name: str | None, for
     return ids
 
 
-def _kind_episodes(kind: str, env_id: str, training: Training, medium: int, dataset_steps: int, seed: int,
-                   cache: dict[str, list[Episode]], progress: bool) -> list[Episode]:
-    """The episodes of one dataset kind (medium and expert rollouts are shared with medium-expert)."""
-    if kind == "medium-replay":
-        step = training.checkpoints[medium][0]
-        return [ep for end, ep in training.episodes if end <= step]
-    if kind == "medium-expert":
-        return [*_kind_episodes("medium", env_id, training, medium, dataset_steps, seed, cache, progress),
-                *_kind_episodes("expert", env_id, training, medium, dataset_steps, seed, cache, progress)]
-    if kind not in cache:
-        env = gym.make(env_id)
-        env.action_space.seed(seed)
-        act = {"random": lambda _: env.action_space.sample(),
-               "medium": actor_act(training.checkpoints[medium][1]),
-               "expert": actor_act(training.checkpoints[-1][1])}[kind]
-        with tqdm(total=dataset_steps, desc=f"collect {kind}", disable=not progress) as bar:
-            cache[kind] = collect(env, act, dataset_steps, seed + 1000 * (1 + KINDS.index(kind)), bar)
-    return cache[kind]
+@dataclass
+class _Rollouts:
+    """Collects (once) and caches the episodes of each behaviour policy."""
+
+    env_id: str
+    training: Training
+    dataset_steps: int
+    min_episodes: int
+    seed: int
+    progress: bool
+    medium: int = -1  # checkpoint index of the medium policy, set once chosen
+    cache: dict[str, list[Episode]] = field(default_factory=dict)
+
+    def policy(self, kind: str) -> list[Episode]:
+        """Episodes of the 'random', 'medium' or 'expert' policy."""
+        if kind not in self.cache:
+            env = gym.make(self.env_id)
+            env.action_space.seed(self.seed)
+            act = {"random": lambda _: env.action_space.sample(),
+                   "medium": actor_act(self.training.checkpoints[self.medium][1]),
+                   "expert": actor_act(self.training.checkpoints[-1][1])}[kind]
+            episodes = self.min_episodes if kind != "medium" else 1
+            with tqdm(total=self.dataset_steps, desc=f"collect {kind}", disable=not self.progress) as bar:
+                self.cache[kind] = collect(env, act, self.dataset_steps, self.seed + 1000 * (1 + KINDS.index(kind)),
+                                           bar, episodes)
+        return self.cache[kind]
+
+    def kind(self, kind: str) -> list[Episode]:
+        """Episodes of a dataset kind (medium-expert reuses the medium and expert rollouts)."""
+        if kind == "medium-replay":
+            step = self.training.checkpoints[self.medium][0]
+            return [ep for end, ep in self.training.episodes if end <= step]
+        if kind == "medium-expert":
+            return [*self.policy("medium"), *self.policy("expert")]
+        return self.policy(kind)
+
+
+def _mean(episodes: list[Episode]) -> float:
+    return float(np.mean([ep.ret for ep in episodes]))
 
 
 def make_datasets(env_id: str, kinds: Sequence[str], *, root_name: str | None = None, total_steps: int = 20_000,
@@ -241,22 +276,23 @@ def make_datasets(env_id: str, kinds: Sequence[str], *, root_name: str | None = 
     """Train a SAC behaviour policy on env_id and save the requested kinds; return kind -> Minari id.
 
     total_steps: online SAC steps; dataset_steps: minimum steps per dataset (whole episodes);
-    eval_episodes: episodes per checkpoint evaluation; ref_episodes: episodes for the reference returns.
+    eval_episodes: episodes per checkpoint evaluation; ref_episodes: minimum episodes of the random and
+    expert rollouts, whose mean returns are the reference scores (and episodes to re-check medium candidates).
     """
     ids = _check_targets(env_id, kinds, root_name, force)
     start = time.perf_counter()
-    training = train_sac(env_id, total_steps, seed=seed, config=sac, start_steps=start_steps,
-                         n_checkpoints=n_checkpoints, eval_episodes=eval_episodes, progress=progress)
-    refs = (mean_return(None, env_id, ref_episodes, seed + 1), mean_return(training.checkpoints[-1][1], env_id,
-                                                                           ref_episodes, seed + 2))
-    medium = select_medium(training.checkpoints, refs[0], refs[1], medium_fraction)
-    cache: dict[str, list[Episode]] = {}
-    for kind, dataset_id in ids.items():
-        episodes = _kind_episodes(kind, env_id, training, medium, dataset_steps, seed, cache, progress)
-        returns = [ep.ret for ep in episodes]
-        description = (f"{kind} data for {env_id} made by genrl_core.datasets_local: SAC {total_steps} steps "
-                       f"(seed {seed}), medium checkpoint at step {training.checkpoints[medium][0]}; "
-                       f"{len(episodes)} episodes, mean return {np.mean(returns):.1f}; refs random "
-                       f"{refs[0]:.1f}, expert {refs[1]:.1f}; {time.perf_counter() - start:.0f} s")
-        _save(dataset_id, env_id, episodes, refs, ref_episodes, description)
+    with torch.random.fork_rng(devices=[]):  # seeded inside; the caller's torch RNG is left as it was
+        training = train_sac(env_id, total_steps, seed=seed, config=sac, start_steps=start_steps,
+                             n_checkpoints=n_checkpoints, eval_episodes=eval_episodes, progress=progress)
+        rollouts = _Rollouts(env_id, training, dataset_steps, ref_episodes, seed, progress)
+        refs = (_mean(rollouts.policy("random")), _mean(rollouts.policy("expert")))
+        rollouts.medium = select_medium(training.checkpoints, *refs, medium_fraction,
+                                        refine=lambda actor: mean_return(actor, env_id, ref_episodes, seed + 7))
+        for kind, dataset_id in ids.items():
+            episodes = rollouts.kind(kind)
+            description = (f"{kind} data for {env_id} made by genrl_core.datasets_local: SAC {total_steps} steps "
+                           f"(seed {seed}), medium checkpoint at step {training.checkpoints[rollouts.medium][0]}; "
+                           f"{len(episodes)} episodes, mean return {_mean(episodes):.1f}; refs random "
+                           f"{refs[0]:.1f}, expert {refs[1]:.1f}; {time.perf_counter() - start:.0f} s")
+            _save(dataset_id, env_id, episodes, refs, len(rollouts.policy("expert")), description)
     return ids

@@ -11,6 +11,8 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from genrl_core.data import flatten_obs
+
 if TYPE_CHECKING:
     from genrl_core.data import OfflineData
 
@@ -61,13 +63,14 @@ def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int,
     """Run until every copy i has finished quotas[i] episodes; return the episode returns and env steps."""
     space = envs.single_action_space
     low, high = space.low, space.high
+    source = f"environment {envs.envs[0].spec.id!r}" if envs.envs[0].spec else "the environment"
     obs, _ = envs.reset(seed=seed)
     running = np.zeros(envs.num_envs)
     done_count = np.zeros(envs.num_envs, dtype=int)
     returns: list[float] = []
     steps = 0
     while (done_count < quotas).any():
-        o = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        o = torch.as_tensor(flatten_obs(obs, source), device=device)
         if obs_normalizer is not None:
             o = obs_normalizer(o)
         action = policy(o).detach().to("cpu", torch.float32).numpy().reshape(envs.num_envs, -1)

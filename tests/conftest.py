@@ -20,6 +20,7 @@ from genrl_core.sac import SACConfig  # noqa: E402
 PENDULUM_BUDGET = dict(total_steps=6000, dataset_steps=4000, start_steps=1000, n_checkpoints=30, eval_episodes=10,
                        ref_episodes=20, sac=SACConfig(hidden=(64, 64), lr=1e-3, batch_size=128))
 # Hopper-v5: a tiny budget; these sets only need to exist and load.
+# (ref_episodes: minimum episodes of the random and expert rollouts, whose mean returns become the refs)
 HOPPER_BUDGET = dict(total_steps=600, dataset_steps=300, start_steps=300, n_checkpoints=2, eval_episodes=2,
                      ref_episodes=2, sac=SACConfig(hidden=(32, 32), batch_size=64))
 MADE_IN: dict[str, float] = {}  # seconds taken to make each fixture's datasets

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import warnings
+
 import gymnasium as gym
 import minari
 import numpy as np
@@ -15,6 +17,14 @@ from genrl_core import data as gdata
 from genrl_core.data import DatasetCorruptError, DatasetNotFoundError, concat, load
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _create(dataset_id: str, buffers: list[EpisodeBuffer], **kwargs) -> None:
+    """minari.create_dataset_from_buffers without its metadata reminders."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        minari.create_dataset_from_buffers(dataset_id, buffers, algorithm_name="test", author="test",
+                                           author_email="test", code_permalink="test", description="test", **kwargs)
 
 
 def _random_episodes(env: gym.Env, n: int, seed: int) -> list[EpisodeBuffer]:
@@ -47,9 +57,7 @@ def _dict_dataset(dataset_id: str, keys: tuple[str, ...], n_eps: int = 3, steps:
         buffers.append(EpisodeBuffer(observations=obs, actions=rng.uniform(-1, 1, (steps, 2)).astype(np.float32),
                                      rewards=rng.integers(0, 2, steps).astype(np.float64),
                                      terminations=np.zeros(steps, bool), truncations=np.eye(steps, dtype=bool)[-1]))
-    minari.create_dataset_from_buffers(dataset_id, buffers, observation_space=space,
-                                       action_space=gym.spaces.Box(-1, 1, (2,)), algorithm_name="test",
-                                       author="test", author_email="test", code_permalink="test", description="test")
+    _create(dataset_id, buffers, observation_space=space, action_space=gym.spaces.Box(-1, 1, (2,)))
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +65,7 @@ def small_pendulum() -> str:
     """A few short random Pendulum episodes saved without reference scores."""
     env = gym.make("Pendulum-v1")
     dataset_id = "test/pendulum/small-v0"
-    minari.create_dataset_from_buffers(dataset_id, _random_episodes(env, 6, 0), env="Pendulum-v1",
-                                       algorithm_name="test", author="test", author_email="test",
-                                       code_permalink="test", description="test")
+    _create(dataset_id, _random_episodes(env, 6, 0), env="Pendulum-v1")
     return dataset_id
 
 
@@ -68,8 +74,13 @@ def test_missing_dataset_says_how_to_get_it() -> None:
         load("local/walker2d/medium-v0")
     msg = str(err.value)
     assert "\n" not in msg and isinstance(err.value, ValueError)
-    assert "`minari download local/walker2d/medium-v0`" in msg
-    assert "python -m genrl_core.datasets make --env Walker2d-v5 --kinds medium" in msg
+    assert "local/walker2d/medium-v0" in msg
+    assert "`python -m genrl_core.datasets make --env Walker2d-v5 --kinds medium` (then load" in msg
+    assert "minari download" not in msg  # local ids are made, not downloaded
+    with pytest.raises(DatasetNotFoundError) as err:
+        load("mujoco/walker2d/medium-v0")
+    assert "`minari download mujoco/walker2d/medium-v0`" in str(err.value)
+    assert "--env Walker2d-v5 --kinds medium` (then load 'local/walker2d/medium-v0')" in str(err.value)
 
 
 def test_failed_download_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,9 +99,7 @@ def test_failed_download_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> N
 def test_corrupt_dataset_is_one_clear_line(minari_root: str, damage: str) -> None:
     dataset_id = f"test/pendulum/corrupt-{damage.split('.')[0].replace('_', '')}-v0"
     env = gym.make("Pendulum-v1")
-    minari.create_dataset_from_buffers(dataset_id, _random_episodes(env, 2, 0), env="Pendulum-v1",
-                                       algorithm_name="t", author="t", author_email="t", code_permalink="t",
-                                       description="t")
+    _create(dataset_id, _random_episodes(env, 2, 0), env="Pendulum-v1")
     assert len(load(dataset_id)) > 0
     (Path(minari_root) / dataset_id / "data" / damage).write_bytes(b"\x00garbage, not a dataset\x00" * 10)
     with pytest.raises(DatasetCorruptError) as err:
@@ -139,9 +148,7 @@ def test_scaling_choices(small_pendulum: str) -> None:
 def test_reference_scores_fallback_and_unknown(small_pendulum: str) -> None:
     assert load(small_pendulum).ref_min_score is None  # Pendulum is not in the D4RL table
     env = gym.make("Hopper-v5")
-    minari.create_dataset_from_buffers("test/hopper/norefs-v0", _random_episodes(env, 2, 0), env="Hopper-v5",
-                                       algorithm_name="t", author="t", author_email="t", code_permalink="t",
-                                       description="t")
+    _create("test/hopper/norefs-v0", _random_episodes(env, 2, 0), env="Hopper-v5")
     d = load("test/hopper/norefs-v0")
     assert (d.ref_min_score, d.ref_max_score) == (-20.272305, 3234.3)  # D4RL hopper row
     assert d.env_id == "Hopper-v5" and d.env_spec is not None and d.env_spec.max_episode_steps == 1000

@@ -74,10 +74,11 @@ def test_pendulum_medium_between_random_and_expert(pendulum_datasets: dict[str, 
           f"made in {MADE_IN.get('pendulum', float('nan')):.1f} s")
     gap = r["expert"] - r["random"]
     assert gap > 500  # the expert really learned to swing up
-    assert r["random"] + 0.15 * gap < r["medium"] < r["expert"] - 0.15 * gap
-    # references measured at creation: the random and expert data score about 0 and 100
+    assert r["random"] + 0.1 * gap < r["medium"] < r["expert"] - 0.1 * gap
+    # references measured at creation on the random and expert rollouts: they score 0 and 100
     score = {k: 100 * (r[k] - lo) / (hi - lo) for k in ("random", "medium", "expert")}
-    assert abs(score["random"]) < 15 and abs(score["expert"] - 100) < 15 and 15 < score["medium"] < 85
+    assert score["random"] == pytest.approx(0, abs=1e-3) and score["expert"] == pytest.approx(100, abs=1e-3)
+    assert 10 < score["medium"] < 60  # about a third of the way
     n = {k: len(gdata.load(pendulum_datasets[k])) for k in ("medium", "expert", "medium-expert")}
     assert n["medium-expert"] == n["medium"] + n["expert"]
 
@@ -99,7 +100,10 @@ def test_existing_dataset_needs_force(pendulum_datasets: dict[str, str]) -> None
 
 
 def test_force_overwrites() -> None:
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
     ids = make_datasets("Hopper-v5", ["random"], root_name="hopper-force", seed=1, progress=False, **HOPPER_BUDGET)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's torch RNG is left alone
     first = len(gdata.load(ids["random"]))
     budget = {**HOPPER_BUDGET, "dataset_steps": 600}
     ids = make_datasets("Hopper-v5", ["random"], root_name="hopper-force", seed=1, progress=False, force=True, **budget)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -81,6 +83,40 @@ def test_evaluate_dataset_uses_env_refs_and_normalisation(pendulum_datasets: dic
     assert res["episodes"] == 2 and len(seen_raw) == 200  # Pendulum's own 200-step limit
     want = 100 * (res["return_mean"] - data.ref_min_score) / (data.ref_max_score - data.ref_min_score)
     assert res["score_mean"] == pytest.approx(want)
+
+
+class _GoalObs(gym.ObservationWrapper):
+    """Pendulum with AntMaze-style dict observations (observation, achieved_goal, desired_goal)."""
+
+    def __init__(self, env: gym.Env, with_goal: bool = True):
+        super().__init__(env)
+        keys = ("observation", "achieved_goal", "desired_goal") if with_goal else ("observation", "achieved_goal")
+        self.observation_space = gym.spaces.Dict(
+            {k: env.observation_space if k == "observation" else gym.spaces.Box(-1, 1, (2,)) for k in keys})
+
+    def observation(self, obs: np.ndarray) -> dict:
+        return {k: obs if k == "observation" else np.full(2, 0.5, np.float32) for k in self.observation_space}
+
+
+gym.register("test/GoalPendulum-v0", entry_point=lambda: _GoalObs(gym.make("Pendulum-v1")), max_episode_steps=20)
+gym.register("test/NoGoalPendulum-v0", entry_point=lambda: _GoalObs(gym.make("Pendulum-v1"), False),
+             max_episode_steps=20)
+
+
+def test_goal_dict_obs_are_flattened_like_the_loader() -> None:
+    seen: list[torch.Tensor] = []
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        seen.append(obs)
+        return torch.zeros(obs.shape[0], 1)
+
+    assert evaluate(policy, "test/GoalPendulum-v0", n_episodes=2)["episodes"] == 2
+    assert seen[0].shape == (2, 5) and seen[0].dtype == torch.float32  # observation (3) + desired_goal (2)
+    assert (seen[0][:, 3:] == 0.5).all()
+    with pytest.raises(ValueError) as err:
+        evaluate(policy, "test/NoGoalPendulum-v0", n_episodes=1)
+    assert "\n" not in str(err.value) and "desired_goal" in str(err.value)
+    assert "environment 'test/NoGoalPendulum-v0'" in str(err.value)
 
 
 def test_evaluate_dataset_needs_an_env() -> None:
