@@ -98,3 +98,29 @@ def multimodal(n: int = 10000, seed: int = 0) -> OfflineData:
 
 
 DATASETS = {"toy/swissroll-v0": swissroll, "toy/multimodal-v0": multimodal}
+
+
+class ExactCritic(torch.nn.Module):
+    """The bandit's true value as a critic (Q = value, V = the data's mean value), so that policy extraction
+    is checked without critic error. The Swiss roll's value is smoothed over the spiral grid (a softmin of
+    squared distances, temperature `smooth`) so that it has an action gradient for GMPG."""
+
+    def __init__(self, name: str, data_value_mean: float, smooth: float = 1e-3):
+        super().__init__()
+        if name not in BEST_MODE:
+            raise ValueError(f"unknown bandit {name!r}; valid: swissroll, multimodal")
+        self.name, self.v_mean, self.smooth = name, data_value_mean, smooth
+
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = True) -> torch.Tensor:
+        if self.name == "multimodal":
+            return _multimodal_value(act)
+        grid_t = torch.linspace(T_START, T_END, 1024, device=act.device)
+        w = torch.softmax(-torch.cdist(act, spiral(grid_t)).pow(2) / self.smooth, dim=-1)
+        return w @ _spiral_value(grid_t)
+
+    def advantage(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.q_value(obs, act) - self.v_mean
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}

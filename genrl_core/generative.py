@@ -78,6 +78,17 @@ class GenerativeModel(nn.Module):
                 return solvers.dpm_solver_2(lambda t, y: self.eps(y, t, cond), x, grid, self.path)
             return self._solve(lambda t, y: self.velocity(y, t, cond), x, self.t_max, self.t_min, solver, steps)
 
+    @torch.no_grad()
+    def sample_path(self, cond: torch.Tensor | None = None, *, n: int | None = None, solver: str = "euler",
+                    steps: int = 32, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(times [steps + 1], states [steps + 1, B, d]) of the generation trajectory from t_max to t_min."""
+        if solver not in solvers.FIXED_STEP:
+            raise ValueError(f"sample_path needs a fixed-step solver; valid: {list(solvers.FIXED_STEP)}")
+        solvers.check_solver(solver, steps)
+        x = self._prior_noise(cond, n, noise)
+        grid = solvers.time_grid(self.t_max, self.t_min, steps, x.device, x.dtype)
+        return grid, solvers.integrate(lambda t, y: self.velocity(y, t, cond), x, grid, solver, keep_path=True)
+
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None, *, solver: str = "euler", steps: int = 32,
                  trace: str = "exact", with_grad: bool = False, probe: str = "rademacher") -> torch.Tensor:
         """log p(x | cond) [B] by integrating x and div v from t_min to t_max in one pass."""

@@ -53,22 +53,26 @@ _STEPPERS = {"euler": _euler, "midpoint": _midpoint, "rk4": _rk4}
 
 
 def integrate(f: VectorField, x: torch.Tensor, grid: torch.Tensor, solver: str = "euler",
-              checkpoint: bool = False) -> torch.Tensor:
+              checkpoint: bool = False, keep_path: bool = False) -> torch.Tensor:
     """Integrate dx/dt = f(t, x) from grid[0] to grid[-1] with a fixed-step solver.
 
     checkpoint=True recomputes each step in the backward pass (gradient checkpointing), so memory
-    stays bounded by one step's activations however many steps there are.
+    stays bounded by one step's activations however many steps there are. keep_path=True returns every
+    state on the grid stacked as [len(grid), *x.shape].
     """
     step = _STEPPERS.get(solver)
     if step is None:
         raise ValueError(f"unknown fixed-step solver {solver!r}; valid: {list(FIXED_STEP)}")
     checkpoint = checkpoint and torch.is_grad_enabled()
+    path = [x] if keep_path else None
     for i in range(grid.shape[0] - 1):
         if checkpoint:
             x = torch.utils.checkpoint.checkpoint(step, f, x, grid[i], grid[i + 1] - grid[i], use_reentrant=False)
         else:
             x = step(f, x, grid[i], grid[i + 1] - grid[i])
-    return x
+        if keep_path:
+            path.append(x)
+    return torch.stack(path) if keep_path else x
 
 
 def integrate_adaptive(f: VectorField, x: torch.Tensor, t_start: float, t_end: float, *, adjoint: bool = False,

@@ -110,7 +110,20 @@ def critic_due(cfg: IQLPolicyConfig, step: int) -> bool:
     return step < cfg.critic_steps or cfg.critic_alongside
 
 
-def advantage_weights(adv: torch.Tensor, beta: float, max_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """exp(beta * A) clamped at max_weight, and the fraction of weights that were clamped."""
+WEIGHT_NORMS = ("clamp", "batch")
+
+
+def advantage_weights(adv: torch.Tensor, beta: float, max_weight: float,
+                      norm: str = "clamp") -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights exp(beta * A) and the fraction of them clamped.
+
+    norm="clamp": exp(beta A) clamped at max_weight (the paper's choice). norm="batch": exp(beta A) / Z with Z the
+    batch mean (a self-normalised estimate of Z, computed stably; nothing is clamped), which keeps the
+    exponential tilt intact at large beta.
+    """
+    if norm == "batch":
+        return torch.softmax(beta * adv, dim=0) * adv.shape[0], torch.zeros((), device=adv.device)
+    if norm != "clamp":
+        raise ValueError(f"unknown weight normalisation {norm!r}; valid: {list(WEIGHT_NORMS)}")
     w = torch.exp(beta * adv)
     return w.clamp(max=max_weight), (w > max_weight).float().mean()

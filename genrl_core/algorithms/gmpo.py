@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
-from genrl_core.algorithms.base import (GenerativeAgent, IQLPolicyConfig, advantage_weights, critic_due, make_iql,
-                                        make_policy)
+from genrl_core.algorithms.base import (WEIGHT_NORMS, GenerativeAgent, IQLPolicyConfig, advantage_weights, critic_due,
+                                        make_iql, make_policy)
 
 
 @dataclass
@@ -15,6 +15,7 @@ class GMPOConfig(IQLPolicyConfig):
 
     beta: float = 4.0  # temperature of exp(beta (Q - V)) (paper Table 8 gives per-task values)
     max_weight: float = 100.0  # clamp of the exponential weight (its clamp ratio is logged)
+    weight_norm: str = "clamp"  # clamp (paper) or batch (exp(beta A) / batch mean, no clamp: exact tilt at large beta)
     softmax_k: int = 0  # > 0: Eq. 41's softmax over K behaviour-model actions per state (Algorithm 2)
     behaviour_steps: int = 0  # matching steps of the behaviour model before policy training (softmax only)
 
@@ -28,6 +29,8 @@ class GMPO(GenerativeAgent):
         super().__init__()
         if cfg.beta < 0:
             raise ValueError(f"beta must be >= 0, got {cfg.beta}")
+        if cfg.weight_norm not in WEIGHT_NORMS:
+            raise ValueError(f"unknown weight_norm {cfg.weight_norm!r}; valid: {list(WEIGHT_NORMS)}")
         self.cfg = cfg
         self.policy = make_policy(cfg, obs_dim, act_dim)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
@@ -56,7 +59,8 @@ class GMPO(GenerativeAgent):
     def _exp_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Eq. 7: E_D[exp(beta A) * L_matching], weights clamped."""
         obs, act = batch["obs"], batch["action"]
-        w, clamp_ratio = advantage_weights(self.critic.advantage(obs, act), self.cfg.beta, self.cfg.max_weight)
+        w, clamp_ratio = advantage_weights(self.critic.advantage(obs, act), self.cfg.beta, self.cfg.max_weight,
+                                           self.cfg.weight_norm)
         loss = (w * self.policy.loss(act, obs)).mean()
         return {"policy_loss": loss, "weight_mean": w.mean(), "clamp_ratio": clamp_ratio}
 
