@@ -25,8 +25,10 @@ def train_toy(algo: str, beta: float, steps: int, seed: int = 0, name: str = "sw
     """An agent trained on a toy bandit with the exact critic."""
     data = load(f"toy/{name}-v0")
     torch.manual_seed(seed)
-    agent = build_agent(algo, 1, 2, {**SMALL, "beta": beta, "critic_steps": 0, **extra})
-    agent.critic = bandits.ExactCritic(name, float(data.reward.mean()))
+    rl = {} if algo == "bc" else {"beta": beta, "critic_steps": 0}
+    agent = build_agent(algo, 1, 2, {**SMALL, **rl, **extra})
+    if algo != "bc":
+        agent.critic = bandits.ExactCritic(name, float(data.reward.mean()))
     train_steps(agent, data, 0, steps, 256, torch.Generator().manual_seed(seed)).read()
     return agent
 
