@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo demo-core bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests
 
+# the beta-ablation sweep (smoke preset, embedded Ray on 127.0.0.1) and its Table 12
 demo: $(STAMP)
+	MINARI_DATASETS_PATH=$(CURDIR)/out/minari OMP_NUM_THREADS=1 $(BIN)/python sweeps/beta_ablation.py --preset smoke --storage out/demo --fresh
+	$(BIN)/python analysis/make_tables.py --results out/demo --out out/demo/tables
+
+# the generative core alone: a conditional flow on the Swiss roll, every solver, a PNG
+demo-core: $(STAMP)
 	$(BIN)/python -m genrl_core.demo --out out/demo
 
 bench: $(STAMP)

@@ -53,7 +53,7 @@ def evaluate_agent(agent: Agent, data: OfflineData, episodes: int, seed: int, de
     return metrics
 
 
-class _Accumulator:
+class Accumulator:
     """Sums losses on the device and remembers the first step at which each became non-finite (no host sync)."""
 
     def __init__(self):
@@ -81,9 +81,9 @@ class _Accumulator:
 
 
 def train_steps(agent: Agent, data: OfflineData, start: int, stop: int, batch_size: int,
-                gen: torch.Generator, acc: "_Accumulator | None" = None) -> "_Accumulator":
+                gen: torch.Generator, acc: "Accumulator | None" = None) -> "Accumulator":
     """Run agent.update on fresh minibatches for steps start..stop-1; losses accumulate on the device."""
-    acc = acc or _Accumulator()
+    acc = acc or Accumulator()
     for step in range(start, stop):
         acc.add(agent.update(data.sample(batch_size, gen), step), step)
     return acc

@@ -1,0 +1,408 @@
+"""Parquet results -> the papers' tables (Markdown and LaTeX) with the published numbers beside, and PNG plots.
+
+    python analysis/make_tables.py --results results --out results/tables
+
+Each table its sweeps cover is written as <out>/<table>.md and <out>/<table>.tex (and all Markdown is printed):
+every cell is "final (mean ± std over seeds) / best (mean ± std) [paper mean ± std]" of the D4RL-normalised score,
+where final is a trial's last evaluation and best its best evaluation. Captions name the dataset actually used
+for each task. Plots: <out>/curves_<sweep>.png (score against gradient steps per configuration, mean ± std over
+seeds) and <out>/figure1_loglik_vs_return.png (the paper's Figure 1: log-likelihood of dataset actions under
+the policy against its return, one point per evaluation, star at each configuration's best).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from tune_jobs import config as C
+from tune_jobs.results import read_rows, results_root
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+ALGORITHMS = {"gmpo": "GMPO", "gmpg": "GMPG", "bc": "BC", "gtp": "GTP", "gtp_bc": "GTP-BC"}
+MODELS = {"vpsde": "VPSDE", "gvp": "GVP", "icfm": "I-CFM", "linear": "Linear"}
+SOLVERS = {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dpm2": "dpm_solver_2"}
+TASK_ORDER = {t: i for i, t in enumerate(C.PAPER_DATASETS)}
+ORDER = {**{k: i for i, k in enumerate(MODELS)}, **{k: i for i, k in enumerate(SOLVERS)},
+         **{k: i for i, k in enumerate(ALGORITHMS)}}
+
+
+@dataclass
+class Spec:
+    """One paper table: which sweep, which trials, row and column keys, and how to find the paper's number."""
+
+    key: str  # output file name
+    title: str
+    sweep: str
+    rows: list[str]  # trial-summary columns that make a row
+    cols: list[str]  # trial-summary columns that make a column
+    ref_file: str  # CSV in analysis/reference
+    ref_keys: Callable[[dict], dict]  # row+column values -> {reference column: value}
+    keep: Callable[[pd.DataFrame], pd.Series] = field(default=lambda t: pd.Series(True, index=t.index))
+
+
+def _alg(v: dict) -> str:
+    return ALGORITHMS.get(v["algorithm"], v["algorithm"])
+
+
+def _model(v: dict) -> str:
+    return MODELS.get(v["model"], v["model"])
+
+
+def _locomotion(t: pd.DataFrame) -> pd.Series:
+    return ~t["task"].str.startswith("antmaze") & t["algorithm"].isin(["gmpo", "gmpg"])
+
+
+def _antmaze(t: pd.DataFrame) -> pd.Series:
+    return t["task"].str.startswith("antmaze") & t["algorithm"].isin(["gmpo", "gmpg"])
+
+
+SPECS = [
+    Spec("table3", "Table 3: D4RL locomotion, GMPO (GVP) and GMPG (VPSDE)", "benchmark", ["task"],
+         ["algorithm", "model"], "table3_d4rl_locomotion.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v)}, _locomotion),
+    Spec("table6", "Table 6: GMPG training solver steps T", "steps_ablation", ["task", "algorithm", "model"],
+         ["train_steps"], "table6_gmpg_sampling_steps.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "train_steps_T": v["train_steps"]}),
+    Spec("table10", "Table 10: generative model types", "model_ablation", ["task"],
+         ["algorithm", "model", "prediction"],
+         "table10_model_types.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "function": v["prediction"]}),
+    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP) and GMPG (VPSDE)", "benchmark", ["task"],
+         ["algorithm", "model"], "table11_antmaze.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v)}, _antmaze),
+    Spec("table12", "Table 12: temperature beta", "beta_ablation", ["task", "algorithm", "model"], ["beta"],
+         "table12_beta.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "beta": v["beta"]}),
+    Spec("table13", "Table 13: sampling solvers", "solver_ablation", ["task", "algorithm", "model"],
+         ["solver", "sampling_steps"], "table13_solvers.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v),
+                    "solver": SOLVERS.get(v["solver"], v["solver"]), "steps": v["sampling_steps"]}),
+    Spec("gtp_table2", "GTP Table 2: offline RL with Generative Trajectory Policies", "benchmark", ["task"],
+         ["algorithm"], "gtp_table2_offline_rl.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
+         lambda t: t["algorithm"] == "gtp"),
+]
+
+
+# --- numbers ----------------------------------------------------------------------------------------------------
+
+def _norm(value) -> str:
+    """One text form for CSV and Parquet values (4 == 4.0 == '4')."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def trials(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial with a final evaluation: its config, final and best normalised score."""
+    rows = rows.copy()
+    rows["final"] = rows["final"].fillna(False).astype(bool)
+    finished = rows.groupby("trial_id")["final"].transform("any")
+    rows = rows[finished]
+    if rows.empty:
+        return pd.DataFrame()
+    best = rows.groupby("trial_id")["score_mean"].max().rename("best_score")
+    last = rows[rows["final"]].sort_values("step").groupby("trial_id").tail(1).set_index("trial_id")
+    out = last.rename(columns={"score_mean": "final_score"}).join(best)
+    return out.reset_index()
+
+
+def _stat(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna().to_numpy(dtype=float)
+    return (float(v.mean()), float(v.std()), len(v)) if len(v) else (math.nan, math.nan, 0)
+
+
+def _fmt(mean: float, std: float, latex: bool = False) -> str:
+    if math.isnan(mean):
+        return "–"
+    pm = "$\\pm$" if latex else " ± "
+    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f}{pm}{std:.1f}"
+
+
+def reference(file: str) -> pd.DataFrame:
+    """A reference CSV with every cell in _norm's text form."""
+    return pd.read_csv(REFERENCE / file, dtype=str).fillna("")
+
+
+def paper_number(ref: pd.DataFrame, keys: dict) -> tuple[float, float]:
+    """(mean, std) of the reference row matching keys; NaNs where the paper has none."""
+    hit = ref
+    for column, value in keys.items():
+        hit = hit[hit[column].map(_norm) == _norm(value)]
+    if hit.empty:
+        return math.nan, math.nan
+    row = hit.iloc[0]
+    return float(row["mean"]), float(row["std"]) if row.get("std", "") != "" else math.nan
+
+
+def _sort_key(value) -> tuple:
+    if isinstance(value, str):
+        return (TASK_ORDER.get(value, ORDER.get(value, 99)), value)
+    return (0, float(value))
+
+
+# --- tables ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Table:
+    """A filled table: header, rows of cells, caption."""
+
+    key: str
+    title: str
+    header: list[str]
+    body: list[list[str]]
+    body_tex: list[list[str]]
+    caption: str
+
+
+def _label(columns: list[str], values: tuple) -> str:
+    names = {"algorithm": ALGORITHMS, "model": MODELS, "solver": SOLVERS}
+    parts = [names.get(c, {}).get(v, v) if isinstance(v, str) else _norm(v) for c, v in zip(columns, values)]
+    if columns == ["beta"]:
+        return f"beta={parts[0]}"
+    if columns == ["train_steps"]:
+        return f"T={parts[0]}"
+    return " ".join(parts)
+
+
+def _cells(group: pd.DataFrame, paper: tuple[float, float], latex: bool) -> str:
+    final, best = _stat(group["final_score"]), _stat(group["best_score"])
+    sep = " / "
+    text = f"{_fmt(final[0], final[1], latex)}{sep}{_fmt(best[0], best[1], latex)}"
+    return f"{text} [{_fmt(*paper, latex)}]" if not math.isnan(paper[0]) else text
+
+
+def _caption(t: pd.DataFrame, title: str) -> str:
+    used = sorted({(r.task, r.dataset) for r in t.itertuples()}, key=lambda p: _sort_key(p[0]))
+    datasets = "; ".join(f"{task} -> {dataset}" for task, dataset in used)
+    seeds = t["seed"].nunique()
+    steps = ", ".join(str(int(s)) for s in sorted(t["steps"].unique()))
+    preset = ", ".join(sorted(t["preset"].dropna().unique())) if "preset" in t else ""
+    smoke = (" Smoke preset: each paper task is stood in for by a small locally made Pendulum-v1 dataset of the "
+             "same kind, so the numbers only show that the pipeline runs." if "smoke" in preset else "")
+    return (f"{title}. D4RL-normalised score, final / best evaluation, mean ± std over {seeds} seed(s) "
+            f"[paper's number]. Gradient steps: {steps}. Preset: {preset}. Datasets used: {datasets}.{smoke}")
+
+
+def build(spec: Spec, t: pd.DataFrame) -> Table | None:
+    """The filled table of a spec, or None when its sweep has no finished trials for it."""
+    if t.empty:
+        return None
+    t = t[spec.keep(t)] if len(t) else t
+    if t.empty:
+        return None
+    ref = reference(spec.ref_file)
+    row_keys = sorted({tuple(r) for r in t[spec.rows].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
+    col_keys = sorted({tuple(r) for r in t[spec.cols].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
+    header = [c.capitalize() for c in spec.rows] + [_label(spec.cols, c) for c in col_keys]
+    body, body_tex = [], []
+    for rk in row_keys:
+        names = [ALGORITHMS.get(v, MODELS.get(v, v)) if isinstance(v, str) else _norm(v) for v in rk]
+        line, line_tex = list(names), list(names)
+        for ck in col_keys:
+            values = dict(zip(spec.rows + spec.cols, rk + ck))
+            group = t[np.logical_and.reduce([t[k].map(_norm) == _norm(v) for k, v in values.items()])]
+            paper = paper_number(ref, spec.ref_keys(values))
+            line.append(_cells(group, paper, False) if len(group) else "–")
+            line_tex.append(_cells(group, paper, True) if len(group) else "–")
+        body.append(line)
+        body_tex.append(line_tex)
+    return Table(spec.key, spec.title, header, body, body_tex, _caption(t, spec.title))
+
+
+def table5(t: pd.DataFrame) -> Table | None:
+    """Table 5: Table 10 averaged over the tasks the sweep covers (the paper's average over the same tasks)."""
+    if t.empty:
+        return None
+    ref = reference("table10_model_types.csv")
+    body, body_tex, tasks = [], [], sorted(t["task"].unique(), key=_sort_key)
+    for (algo, model, pred), g in sorted(t.groupby(["algorithm", "model", "prediction"]),
+                                         key=lambda kv: tuple(map(_sort_key, kv[0]))):
+        per_task = g.groupby("task")[["final_score", "best_score"]].mean()
+        papers = [paper_number(ref, {"task": task, "algorithm": ALGORITHMS.get(algo, algo),
+                                     "model": MODELS.get(model, model), "function": pred})[0] for task in tasks]
+        paper = float(np.mean(papers)) if not any(math.isnan(p) for p in papers) else math.nan
+        cell = f"{per_task['final_score'].mean():.1f} / {per_task['best_score'].mean():.1f}"
+        names = [ALGORITHMS.get(algo, algo), MODELS.get(model, model), pred]
+        body.append(names + [cell + (f" [{paper:.1f}]" if not math.isnan(paper) else "")])
+        body_tex.append(body[-1])
+    title = "Table 5: model types, average over tasks"
+    caption = (f"{title} ({len(tasks)} task(s): {', '.join(tasks)}): final / best score, the mean over tasks of the "
+               f"seed means [paper's average over the same tasks]. " + _caption(t, "x").split("[paper's number]. ")[-1])
+    return Table("table5", title, ["Algorithm", "Model", "Prediction", "Average"], body, body_tex, caption)
+
+
+def table8(rows: pd.DataFrame) -> Table | None:
+    """Table 8: the beta tune_beta found per (task, algorithm) against the paper's."""
+    t = trials(rows)
+    if t.empty:
+        return None
+    ref = reference("table8_beta_per_task.csv")
+    body = []
+    for (task, algo), g in sorted(t.groupby(["task", "algorithm"]), key=lambda kv: tuple(map(_sort_key, kv[0]))):
+        done = g[g["stop_reason"] == "completed"]  # trials ASHA let run to the end
+        best = (done if len(done) else g).loc[lambda d: d["final_score"].idxmax()]
+        hit = ref[ref["task"] == task]
+        paper = hit.iloc[0].get(f"beta_{algo}", "") if len(hit) else ""
+        body.append([task, ALGORITHMS.get(algo, algo), f"{best['beta']:.3g}", f"{best['final_score']:.1f}",
+                     str(len(g)), paper or "–"])
+    title = "Table 8: beta per task found by OptunaSearch + ASHA"
+    header = ["Task", "Algorithm", "beta found", "final score", "trials", "paper beta"]
+    caption = (f"{title}: the beta of the trial with the best final normalised score among those ASHA ran to the "
+               f"end. " + _caption(t, "x").split("[paper's number]. ")[-1])
+    return Table("table8", title, header, body, body, caption)
+
+
+def markdown(table: Table) -> str:
+    """The table as GitHub Markdown with its caption."""
+    lines = [f"### {table.title}", "", "| " + " | ".join(table.header) + " |",
+             "|" + "|".join("---" for _ in table.header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table.body]
+    return "\n".join(lines + ["", f"*{table.caption}*", ""])
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&").replace("±", "$\\pm$")
+
+
+def latex(table: Table) -> str:
+    """The table as a LaTeX table (booktabs)."""
+    cols = "l" * len(table.header)
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(table.caption)}}}",
+             f"\\label{{tab:{table.key}}}", "\\small", f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
+             " & ".join(_tex(h) for h in table.header) + " \\\\", "\\midrule"]
+    lines += [" & ".join(c if "$" in c else _tex(c) for c in row) + " \\\\" for row in table.body_tex]
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""])
+
+
+def all_tables(rows: pd.DataFrame) -> list[Table]:
+    """Every table the results cover, in the papers' order."""
+    by_sweep = {s: trials(g) for s, g in rows.groupby("sweep")} if len(rows) else {}
+    out = []
+    for spec in SPECS:
+        table = build(spec, by_sweep.get(spec.sweep, pd.DataFrame()))
+        if table is not None:
+            out.append(table)
+        if spec.key == "table10" and "model_ablation" in by_sweep:
+            t5 = table5(by_sweep["model_ablation"])
+            out += [t5] if t5 is not None else []
+    if len(rows) and "tune_beta" in set(rows["sweep"]):
+        t8 = table8(rows[rows["sweep"] == "tune_beta"])
+        out += [t8] if t8 is not None else []
+    return sorted(out, key=lambda t: (t.key.startswith("gtp"), int("".join(filter(str.isdigit, t.key)) or 0)))
+
+
+# --- plots -------------------------------------------------------------------------------------------------------
+
+CONFIG_KEYS = ["algorithm", "model", "prediction", "solver", "sampling_steps", "train_steps", "beta"]
+
+
+def _config_label(row: pd.Series, keys: list[str]) -> str:
+    return " ".join(f"{k}={_norm(row[k])}" if k in ("beta", "train_steps", "sampling_steps") else str(row[k])
+                    for k in keys if k in row and pd.notna(row[k]))
+
+
+def _varying(rows: pd.DataFrame) -> list[str]:
+    return [k for k in CONFIG_KEYS if k in rows and rows[k].astype(str).nunique() > 1] or \
+        [k for k in ("algorithm",) if k in rows]
+
+
+def plot_curves(rows: pd.DataFrame, sweep: str, path: Path) -> None:
+    """Score against gradient steps, one panel per task, one line per configuration (mean ± std over seeds)."""
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(rows["task"].unique(), key=_sort_key)
+    keys = _varying(rows)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = rows[rows["task"] == task]
+        for label, g in sub.groupby(sub.apply(lambda r: _config_label(r, keys), axis=1)):
+            curve = g.groupby("step")["score_mean"].agg(["mean", "std"]).fillna(0.0)
+            ax.plot(curve.index, curve["mean"], label=label)
+            ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"], alpha=0.15)
+        dataset = ", ".join(sorted(sub["dataset"].unique()))
+        ax.set(title=f"{task}\n({dataset})", xlabel="gradient steps", ylabel="normalised score")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{sweep}: learning curves (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_figure1(rows: pd.DataFrame, path: Path) -> bool:
+    """Figure 1: log-likelihood of dataset actions against return, per task; star at each configuration's best."""
+    import matplotlib.pyplot as plt
+
+    rows = rows.dropna(subset=["loglik", "return_mean"])
+    if rows.empty:
+        return False
+    tasks = sorted(rows["task"].unique(), key=_sort_key)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    keys = [k for k in ("algorithm", "model") if k in rows]
+    for ax, task in zip(axes[0], tasks):
+        sub = rows[rows["task"] == task]
+        for label, g in sub.groupby(sub.apply(lambda r: _config_label(r, keys), axis=1)):
+            points = ax.scatter(g["loglik"], g["return_mean"], s=10, alpha=0.5, label=label)
+            best = g.loc[g["return_mean"].idxmax()]
+            ax.scatter([best["loglik"]], [best["return_mean"]], marker="*", s=160, color=points.get_facecolor()[0],
+                       edgecolors="black")
+        datasets = ", ".join(sorted(sub["dataset"].unique()))
+        ax.set(title=f"{task}\n({datasets})", xlabel="log-likelihood of dataset actions", ylabel="return")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    fig.suptitle("Figure 1: log-likelihood vs return (star: best)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+
+def write(rows: pd.DataFrame, out: Path) -> list[Table]:
+    """Write every table (Markdown, LaTeX) and plot the results cover; returns the tables."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out.mkdir(parents=True, exist_ok=True)
+    tables = all_tables(rows)
+    for table in tables:
+        (out / f"{table.key}.md").write_text(markdown(table))
+        (out / f"{table.key}.tex").write_text(latex(table))
+    (out / "tables.md").write_text("\n".join(markdown(t) for t in tables))
+    for sweep, g in rows.groupby("sweep"):
+        plot_curves(g, sweep, out / f"curves_{sweep}.png")
+    plot_figure1(rows, out / "figure1_loglik_vs_return.png")
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results", help="the sweeps' --storage (holding parquet/), or the parquet dir")
+    p.add_argument("--out", default=None, help="output folder (default: <results>/tables)")
+    p.add_argument("--sweep", default=None, help="only this sweep")
+    args = p.parse_args(argv)
+    root = args.results if Path(args.results).name == "parquet" else results_root(args.results)
+    rows = read_rows(root, args.sweep)
+    if rows.empty:
+        print(f"no results under {root}; run a sweep first, e.g. python sweeps/beta_ablation.py", file=sys.stderr)
+        return 1
+    out = Path(args.out or Path(args.results) / "tables")
+    tables = write(rows, out)
+    for table in tables:
+        print(markdown(table))
+    pngs = ", ".join(sorted(p.name for p in out.glob("*.png")))
+    print(f"{len(tables)} table(s) as Markdown and LaTeX in {out}; plots: {pngs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

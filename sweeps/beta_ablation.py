@@ -1,0 +1,29 @@
+"""Table 12: the temperature beta of GMPO (GVP) and GMPG (VPSDE), beta in {1, 4, 8}.
+
+    python sweeps/beta_ablation.py                      # smoke: Pendulum stand-ins, minutes on 2 CPUs
+    python sweeps/beta_ablation.py --preset paper       # halfcheetah-medium(-replay), 5 seeds, GPU cluster
+"""
+from __future__ import annotations
+
+import sys
+
+from ray import tune
+
+from tune_jobs import config as C
+from tune_jobs.runner import Plan, main
+
+TASKS = ["halfcheetah-medium-v2", "halfcheetah-medium-replay-v2"]
+BETAS = [1.0, 4.0, 8.0]
+MODELS = [("gmpo", "gvp"), ("gmpg", "vpsde")]  # the paper's pairs in Table 12
+
+
+def plans(preset: str) -> list[Plan]:
+    """One grid: task x (algorithm, model) x beta (seeds added by the runner)."""
+    space = {**C.run_budget(preset), "task": tune.grid_search(TASKS),
+             "variant": tune.grid_search([C.variant(preset, a, m) for a, m in MODELS]),
+             "beta": tune.grid_search(BETAS)}
+    return [Plan("beta_ablation", space)]
+
+
+if __name__ == "__main__":
+    sys.exit(main("beta_ablation", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))

@@ -1,0 +1,31 @@
+"""Table 6: GMPG's training solver steps T in {32, 100, 1000} (VPSDE, velocity), evaluated with 32 steps.
+
+    python sweeps/steps_ablation.py                     # smoke: Pendulum stand-ins, a few policy steps
+    python sweeps/steps_ablation.py --preset paper      # halfcheetah-medium(-replay), 5 seeds, GPU cluster
+"""
+from __future__ import annotations
+
+import sys
+
+from ray import tune
+
+from tune_jobs import config as C
+from tune_jobs.runner import Plan, main
+
+TASKS = ["halfcheetah-medium-v2", "halfcheetah-medium-replay-v2"]
+TRAIN_STEPS = [32, 100, 1000]
+# T = 1000 backpropagates through 1000 solver steps: the smoke preset takes only 30 policy steps on small batches.
+SMOKE = {"steps": 130, "eval_every": 65, "batch_size": 32}
+
+
+def plans(preset: str) -> list[Plan]:
+    """One grid: task x T (seeds added by the runner)."""
+    budget = {**C.run_budget(preset), **(SMOKE if preset == "smoke" else {})}
+    variant = C.variant(preset, "gmpg", "vpsde", prediction="velocity", sampling_steps=32)
+    space = {**budget, "task": tune.grid_search(TASKS), "variant": variant,
+             "train_steps": tune.grid_search(TRAIN_STEPS)}
+    return [Plan("steps_ablation", space)]
+
+
+if __name__ == "__main__":
+    sys.exit(main("steps_ablation", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))

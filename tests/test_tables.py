@@ -1,0 +1,90 @@
+"""analysis/make_tables.py on synthetic Parquet rows: cells, paper numbers, captions, LaTeX and PNGs (no Ray)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tune_jobs import results
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def make_tables():
+    spec = importlib.util.spec_from_file_location("make_tables", REPO / "analysis" / "make_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_tables"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _trial(root: str, sweep: str, trial_id: str, config: dict, scores: list[float], loglik: float = -1.0) -> None:
+    """Rows of one trial evaluated every 100 steps with the given scores; the last one final."""
+    for i, score in enumerate(scores):
+        step = 100 * (i + 1)
+        results.write_row(root, {"sweep": sweep, "trial_id": trial_id, "step": step, "iteration": i + 1,
+                                 "final": i == len(scores) - 1, "stop_reason": "completed" if i == len(scores) - 1
+                                 else "", "score_mean": score, "return_mean": 10.0 * score, "loglik": loglik + i,
+                                 "preset": "smoke", "steps": 100 * len(scores), **config})
+
+
+def _beta_rows(root: str) -> None:
+    for task, dataset in (("halfcheetah-medium-v2", "local/pendulum/medium-v0"),
+                          ("halfcheetah-medium-replay-v2", "local/pendulum/medium-replay-v0")):
+        for algo, model in (("gmpo", "gvp"), ("gmpg", "vpsde")):
+            for beta in (1.0, 4.0, 8.0):
+                for seed in (0, 1):
+                    config = {"task": task, "dataset": dataset, "algorithm": algo, "model": model, "beta": beta,
+                              "seed": seed, "prediction": "velocity"}
+                    final = 10 * beta + seed
+                    _trial(root, "beta_ablation", f"{task}-{algo}-{beta}-{seed}", config, [final + 5, final])
+
+
+def test_table12_cells_paper_numbers_caption_latex_and_plots(make_tables, tmp_path, capsys):
+    _beta_rows(results.results_root(str(tmp_path)))
+    out = tmp_path / "tables"
+    assert make_tables.main(["--results", str(tmp_path), "--out", str(out)]) == 0
+    md = (out / "table12.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| halfcheetah-medium-v2 | GMPO | GVP |"))
+    # beta = 1: final 10, 11 -> 10.5 +- 0.5; best 15, 16 -> 15.5 +- 0.5; paper 43.2 +- 1.2
+    assert "10.5 ± 0.5 / 15.5 ± 0.5 [43.2 ± 1.2]" in row
+    assert "| beta=1 | beta=4 | beta=8 |" in md
+    assert "halfcheetah-medium-replay-v2 -> local/pendulum/medium-replay-v0" in md  # the dataset actually used
+    tex = (out / "table12.tex").read_text()
+    assert "\\begin{tabular}" in tex and "10.5$\\pm$0.5" in tex and "local/pendulum/medium-v0" in tex
+    assert (out / "curves_beta_ablation.png").stat().st_size > 1000
+    assert (out / "figure1_loglik_vs_return.png").stat().st_size > 1000
+    assert "### Table 12" in capsys.readouterr().out
+
+
+def test_model_tables_and_table5_average_over_covered_tasks(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    for task in ("halfcheetah-medium-v2", "hopper-medium-v2"):
+        for algo, model, pred in (("gmpo", "vpsde", "eps"), ("gmpg", "icfm", "velocity")):
+            config = {"task": task, "dataset": "local/pendulum/medium-v0", "algorithm": algo, "model": model,
+                      "prediction": pred, "beta": 1.0, "seed": 0}
+            _trial(root, "model_ablation", f"{task}-{algo}", config, [20.0, 30.0])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    t10 = (tmp_path / "t" / "table10.md").read_text()
+    assert "GMPO VPSDE eps" in t10 and "[49.8 ± 2.6]" in t10  # halfcheetah-medium-v2, GMPO VPSDE eps
+    t5 = (tmp_path / "t" / "table5.md").read_text()
+    assert "30.0 / 30.0 [60.9]" in t5  # paper: mean of 49.8 (halfcheetah-medium) and 71.9 (hopper-medium)
+
+
+def test_table8_reports_the_best_beta_of_completed_trials(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": "gmpo",
+            "model": "gvp", "seed": 0}
+    _trial(root, "tune_beta", "a", {**base, "beta": 0.5}, [10.0, 20.0])
+    _trial(root, "tune_beta", "b", {**base, "beta": 2.0}, [15.0, 35.0])
+    tables = make_tables.write(results.read_rows(root), tmp_path / "t")
+    assert [t.key for t in tables] == ["table8"]
+    assert "| halfcheetah-medium-v2 | GMPO | 2 | 35.0 | 2 | 1.0 |" in (tmp_path / "t" / "table8.md").read_text()
+
+
+def test_no_results_is_a_clear_error(make_tables, tmp_path, capsys):
+    assert make_tables.main(["--results", str(tmp_path)]) == 1
+    assert "no results" in capsys.readouterr().err

@@ -1,0 +1,309 @@
+"""The flat trial config of every sweep, its validation, and the paper-task -> dataset table.
+
+A trial config is one flat dict: the run-level keys of RUN_DEFAULTS (algorithm, task, dataset, seed,
+budgets) plus any field of the algorithm's config dataclass (beta, solver, sampling_steps, ...);
+`model` is accepted as the name of the probability path (the dataclass field `path`). Sweeps may tie
+keys together under "variant" (a dict merged into the trial config), e.g. {"algorithm": "gmpg",
+"model": "vpsde"}. `validate_trials` checks every trial on the driver, before Ray starts, and
+reports each bad value once, one line each.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from genrl_core import algorithms
+from genrl_core.data import SCALINGS
+from genrl_core.paths import PATHS, PREDICTIONS
+from genrl_core.solvers import SOLVERS
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "algorithm": "gmpo",  # registered algorithm name (genrl_core.algorithms.names())
+    "task": "",  # the paper's task this trial stands for, e.g. halfcheetah-medium-v2 (table rows)
+    "dataset": "",  # dataset id(s) actually used ("a+b" concatenates); empty: the preset's table entry for task
+    "preset": "",  # smoke or paper: which table maps task -> dataset when dataset is empty
+    "seed": 0,  # random seed of the run
+    "steps": 1_000_000,  # gradient steps in all
+    "eval_every": 50_000,  # gradient steps between evaluations (one report and checkpoint each)
+    "eval_episodes": 10,  # episodes per evaluation
+    "batch_size": 256,  # minibatch size
+    "reward_scaling": "auto",  # auto, locomotion, antmaze or none (genrl_core.data)
+    "normalize_obs": False,  # normalise observations by the dataset's statistics
+    "device": "auto",  # torch device; auto = cuda when the trial got a GPU, else cpu
+}
+ALIASES = {"model": "path"}  # flat-config name -> dataclass field
+
+# The paper's D4RL -v2 / -v0 task -> the dataset(s) used for it (Minari does not host D4RL locomotion):
+# medium -> mujoco/<env>/medium-v0; medium-expert -> medium-v0 + expert-v0 concatenated (how D4RL built it);
+# medium-replay -> a locally made set (python -m genrl_core.datasets make --env <Env>-v5 --kinds medium-replay),
+# skipped with a message when absent; antmaze-* -> D4RL/antmaze/*-v1.
+PAPER_DATASETS: dict[str, tuple[str, ...]] = {
+    "halfcheetah-medium-v2": ("mujoco/halfcheetah/medium-v0",),
+    "hopper-medium-v2": ("mujoco/hopper/medium-v0",),
+    "walker2d-medium-v2": ("mujoco/walker2d/medium-v0",),
+    "halfcheetah-medium-expert-v2": ("mujoco/halfcheetah/medium-v0", "mujoco/halfcheetah/expert-v0"),
+    "hopper-medium-expert-v2": ("mujoco/hopper/medium-v0", "mujoco/hopper/expert-v0"),
+    "walker2d-medium-expert-v2": ("mujoco/walker2d/medium-v0", "mujoco/walker2d/expert-v0"),
+    "halfcheetah-medium-replay-v2": ("local/halfcheetah/medium-replay-v0",),
+    "hopper-medium-replay-v2": ("local/hopper/medium-replay-v0",),
+    "walker2d-medium-replay-v2": ("local/walker2d/medium-replay-v0",),
+    "antmaze-umaze-v0": ("D4RL/antmaze/umaze-v1",),
+    "antmaze-umaze-diverse-v0": ("D4RL/antmaze/umaze-diverse-v1",),
+    "antmaze-medium-play-v0": ("D4RL/antmaze/medium-play-v1",),
+    "antmaze-medium-diverse-v0": ("D4RL/antmaze/medium-diverse-v1",),
+    "antmaze-large-play-v0": ("D4RL/antmaze/large-play-v1",),
+    "antmaze-large-diverse-v0": ("D4RL/antmaze/large-diverse-v1",),
+}
+LOCOMOTION = [t for t in PAPER_DATASETS if not t.startswith("antmaze")]
+ANTMAZE = [t for t in PAPER_DATASETS if t.startswith("antmaze")]
+# Gymnasium envs of the locally made medium-replay sets (for the message that says how to make them).
+LOCAL_ENVS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+
+# Smoke preset: each paper task is stood in for by a small Pendulum-v1 set of the same kind, made on demand.
+SMOKE_ENV = "Pendulum-v1"
+SMOKE_DATASETS: dict[str, str] = {
+    "medium": "local/pendulum/medium-v0",
+    "medium-replay": "local/pendulum/medium-replay-v0",
+    "medium-expert": "local/pendulum/medium-expert-v0",
+    "expert": "local/pendulum/expert-v0",
+}
+# Budgets. Run-level keys every trial of a preset shares; the rest is per algorithm (variant dicts), since
+# the algorithms' config dataclasses differ (GTP has no path / widths).
+SMOKE_RUN: dict[str, Any] = {"steps": 300, "eval_every": 100, "eval_episodes": 2, "batch_size": 128}
+_SMOKE_POLICY = {"backbone": "mlp", "widths": (64, 64), "lr": 1e-3, "sampling_steps": 8, "loglik_steps": 8}
+_SMOKE_IQL = {"critic_hidden": (64, 64), "critic_lr": 1e-3}
+SMOKE_ALGOS: dict[str, dict[str, Any]] = {
+    "bc": _SMOKE_POLICY,
+    "gmpo": {**_SMOKE_POLICY, **_SMOKE_IQL},
+    "gmpg": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "critic_steps": 100, "train_steps": 8},
+    "gtp": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
+    "gtp_bc": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
+}
+# The paper gives Table 7's learning rates, batch sizes and T, not step counts ("24 to 72 hours" per run on an
+# A100); the step counts here are this project's choice. GMPG's separate policy batch (40960) is not modelled:
+# one batch size serves every update of a trial.
+PAPER_RUN: dict[str, Any] = {"eval_episodes": 10}
+_PAPER_POLICY = {"backbone": "resunet", "lr": 1e-4, "sampling_steps": 32, "solver": "euler"}
+PAPER_ALGOS: dict[str, dict[str, Any]] = {
+    "bc": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096},
+    "gmpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "critic_lr": 1e-4},
+    "gmpg": {**_PAPER_POLICY, "steps": 300_000, "eval_every": 15_000, "batch_size": 4096, "critic_lr": 1e-4,
+             "behaviour_steps": 200_000, "critic_steps": 200_000, "train_steps": 1000, "grad_checkpoint": True},
+    "gtp": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
+    "gtp_bc": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
+}
+TABLE8_CSV = Path(__file__).resolve().parents[1] / "analysis" / "reference" / "table8_beta_per_task.csv"
+
+
+def variant(preset: str, algorithm: str, model: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The tied settings of one algorithm (and model) with the preset's budget for it."""
+    budgets = SMOKE_ALGOS if preset == "smoke" else PAPER_ALGOS
+    out = {"algorithm": algorithm, **budgets.get(algorithm, {})}
+    if model is not None:
+        out["model"] = model
+    return {**out, **extra}
+
+
+def run_budget(preset: str) -> dict[str, Any]:
+    """Run-level keys shared by every trial of a preset."""
+    return dict(SMOKE_RUN if preset == "smoke" else PAPER_RUN)
+
+
+@lru_cache(maxsize=1)
+def _table8() -> dict[tuple[str, str], float]:
+    with open(TABLE8_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["task"], algo): float(r[f"beta_{algo}"]) for r in rows for algo in ("gmpo", "gmpg")}
+
+
+def table8_beta(task: str, algorithm: str, default: float = 4.0) -> float:
+    """The paper's per-task beta (Table 8) for gmpo / gmpg; `default` where it gives none."""
+    return _table8().get((task, algorithm), default)
+
+
+class SweepConfigError(ValueError):
+    """A sweep with bad trial configs; str() is one line per problem."""
+
+
+def task_kind(task: str) -> str:
+    """'halfcheetah-medium-expert-v2' -> 'medium-expert' (antmaze tasks -> 'antmaze')."""
+    if task.startswith("antmaze"):
+        return "antmaze"
+    parts = task.rsplit("-v", 1)[0].split("-")
+    return "-".join(parts[1:])
+
+
+def smoke_dataset(task: str) -> str:
+    """The Pendulum stand-in for a paper task in the smoke preset (antmaze and unknown kinds -> medium)."""
+    return SMOKE_DATASETS.get(task_kind(task), SMOKE_DATASETS["medium"])
+
+
+def paper_dataset(task: str) -> str:
+    """The dataset id(s) used for a paper task, '+'-joined; a clear error for an unknown task."""
+    if task not in PAPER_DATASETS:
+        raise SweepConfigError(f"unknown paper task {task!r}; valid: {', '.join(PAPER_DATASETS)}")
+    return "+".join(PAPER_DATASETS[task])
+
+
+def make_hint(dataset_id: str) -> str:
+    """The command that makes a locally made dataset (D4RL-scale budgets for the MuJoCo envs)."""
+    parts = dataset_id.split("/")
+    name, kind = (parts[1], parts[-1].rsplit("-v", 1)[0]) if len(parts) == 3 else ("<env>", "<kind>")
+    if name == "pendulum":
+        return f"python -m genrl_core.datasets make --env {SMOKE_ENV} --kinds {kind} --total-steps 6000"
+    env = LOCAL_ENVS.get(name, "<Env>-v5")
+    return (f"python -m genrl_core.datasets make --env {env} --kinds {kind} --total-steps 1000000 "
+            f"--dataset-steps 1000000")
+
+
+def resolve_dataset(preset: str, task: str) -> str:
+    """The dataset a preset uses for a task ('' when the preset or task is unknown)."""
+    if preset == "smoke":
+        return smoke_dataset(task)
+    if preset == "paper" and task in PAPER_DATASETS:
+        return paper_dataset(task)
+    return ""
+
+
+def flatten(config: dict[str, Any]) -> dict[str, Any]:
+    """Merge a trial's "variant*" dicts into the flat config (a plain key wins); defaults and dataset filled."""
+    tied: dict[str, Any] = {}
+    for key in sorted(k for k in config if k.startswith("variant")):
+        tied.update(config[key] or {})
+    flat = {**RUN_DEFAULTS, **tied, **{k: v for k, v in config.items() if not k.startswith("variant")}}
+    if not flat["dataset"]:
+        flat["dataset"] = resolve_dataset(flat["preset"], flat["task"])
+    return flat
+
+
+def split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run-level keys, algorithm dataclass overrides) of a flat config; aliases resolved, tuples restored."""
+    flat = flatten(config)
+    run = {k: flat[k] for k in RUN_DEFAULTS}
+    overrides = {ALIASES.get(k, k): tuple(v) if isinstance(v, list) else v
+                 for k, v in flat.items() if k not in RUN_DEFAULTS}
+    return run, overrides
+
+
+@lru_cache(maxsize=None)
+def _fields(algo: str) -> frozenset[str]:
+    cls, _ = algorithms.get(algo)
+    return frozenset(f.name for f in dataclasses.fields(cls.config_class))
+
+
+def _name_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
+    """Unknown keys, paths, predictions and solvers."""
+    fields = _fields(algo)
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        shown = ["model" if k == "path" else k for k in unknown]
+        return [f"unknown config key(s) {shown} for algorithm {algo!r}; valid: "
+                f"{', '.join(sorted([*RUN_DEFAULTS, *(['model'] if 'path' in fields else []), *fields]))}"]
+    out = []
+    if "path" in overrides and overrides["path"] not in PATHS:
+        out.append(f"unknown model {overrides['path']!r}; valid: {', '.join(sorted(PATHS))}")
+    if "prediction" in overrides and overrides["prediction"] not in PREDICTIONS:
+        out.append(f"unknown prediction {overrides['prediction']!r}; valid: {', '.join(PREDICTIONS)}")
+    for key in ("solver", "train_solver"):
+        if key in overrides and overrides[key] not in SOLVERS:
+            out.append(f"unknown {key} {overrides[key]!r}; valid: {', '.join(SOLVERS)}")
+    return out
+
+
+def _value_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
+    """Negative temperatures and GMPG's velocity-only rule."""
+    out = [f"{k} must be >= 0, got {overrides[k]}" for k in ("beta", "eta")
+           if isinstance(overrides.get(k), (int, float)) and overrides[k] < 0]
+    if algo == "gmpg" and overrides.get("prediction", "velocity") != "velocity":
+        out.append(f"GMPG needs a velocity model, got prediction={overrides['prediction']!r} "
+                   f"(model {overrides.get('path', 'default')}); use prediction=velocity")
+    return out
+
+
+_BUILT: dict[str, list[str]] = {}  # repr of (algorithm, overrides) -> problems found by building it
+
+
+def _build_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
+    """Build the config dataclass and a tiny agent (obs 3, action 1); any error becomes one line."""
+    from genrl_core.train import build_agent
+
+    key = repr((algo, sorted(overrides.items())))
+    if key not in _BUILT:
+        try:
+            build_agent(algo, 3, 1, overrides)
+            _BUILT[key] = []
+        except (TypeError, ValueError) as err:
+            _BUILT[key] = [f"algorithm {algo}: {' '.join(str(err).split())}"]
+    return _BUILT[key]
+
+
+def _run_problems(run: dict[str, Any]) -> list[str]:
+    out = [f"{k} must be an integer >= 1, got {run[k]!r}" for k in ("steps", "eval_every", "eval_episodes",
+                                                                    "batch_size")
+           if not isinstance(run[k], int) or run[k] < 1]
+    if run["reward_scaling"] not in SCALINGS:
+        out.append(f"unknown reward_scaling {run['reward_scaling']!r}; valid: {', '.join(SCALINGS)}")
+    if run["preset"] == "paper" and not run["dataset"] and run["task"] not in PAPER_DATASETS:
+        out.append(f"unknown paper task {run['task']!r}; valid: {', '.join(PAPER_DATASETS)}")
+    elif not run["dataset"]:
+        out.append(f"trial of task {run['task']!r} has no dataset (set dataset=... or preset=smoke|paper)")
+    return out
+
+
+def trial_problems(config: dict[str, Any]) -> list[str]:
+    """Everything wrong with one flat trial config (dataset existence is checked separately)."""
+    run, overrides = split(config)
+    if run["algorithm"] not in algorithms.names():
+        return [f"unknown algorithm {run['algorithm']!r}; valid: {', '.join(algorithms.names())}"]
+    problems = _run_problems(run) + _name_problems(run["algorithm"], overrides)
+    problems += _value_problems(run["algorithm"], overrides)
+    return problems or _build_problems(run["algorithm"], overrides)
+
+
+def dataset_problems(dataset: str) -> list[str]:
+    """A line for each id of a (possibly '+'-joined) dataset that is not on this machine."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    from genrl_core import bandits
+
+    out = []
+    for dataset_id in dataset.split("+"):
+        if dataset_id in bandits.DATASETS:
+            continue
+        try:
+            path = get_dataset_path(dataset_id)
+        except Exception as err:  # malformed ids
+            out.append(f"dataset {dataset_id!r} is not a valid Minari id ({err})")
+            continue
+        if not (path / "data").exists():
+            how = f"make it with `{make_hint(dataset_id)}`" if dataset_id.startswith("local/") else \
+                f"download it with `minari download {dataset_id}`"
+            out.append(f"dataset {dataset_id!r} does not exist (looked in {path.parent}); {how}")
+    return out
+
+
+def _raise(problems: Iterable[str]) -> None:
+    unique = list(dict.fromkeys(problems))
+    if unique:
+        raise SweepConfigError("\n".join(unique))
+
+
+def validate_configs(configs: Iterable[dict[str, Any]]) -> None:
+    """Raise SweepConfigError listing each distinct config problem of the trials once, one line each."""
+    _raise(p for config in configs for p in trial_problems(config))
+
+
+def validate_datasets(configs: Iterable[dict[str, Any]]) -> None:
+    """Raise SweepConfigError with a line for each dataset of the trials that is not on this machine."""
+    datasets = dict.fromkeys(flatten(c)["dataset"] for c in configs)
+    _raise(p for d in datasets if d for p in dataset_problems(d))
+
+
+def validate_trials(configs: Iterable[dict[str, Any]]) -> None:
+    """Both checks: configs first, then datasets."""
+    configs = list(configs)
+    validate_configs(configs)
+    validate_datasets(configs)

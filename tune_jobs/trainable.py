@@ -1,0 +1,209 @@
+"""The Ray Tune function trainable: flat config -> agent -> chunked training -> evaluation -> report.
+
+Each round trains `eval_every` gradient steps, evaluates (normalised score mean and std, raw return,
+the Figure 1 log-likelihood of dataset actions), measures gradient steps/s and actions/s, writes the
+Parquet row (trial_id, step) and reports the metrics to Tune with a checkpoint. After a failure Tune
+restarts the trial from its last checkpoint (`tune.get_checkpoint()`): weights, optimisers, the
+random streams, the step and the iteration count all continue, and a re-run evaluation overwrites
+its own row. Checkpoints hold only tensors and plain numbers (torch.load(weights_only=True)).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray import tune
+
+from genrl_core.algorithms.base import Agent
+from genrl_core.common import DivergenceError, seed_everything
+from genrl_core.data import OfflineData, concat, load, resolve_scaling, scale_rewards
+from genrl_core.train import Accumulator, build_agent, evaluate_agent
+from tune_jobs import results
+from tune_jobs.config import flatten, split
+
+CHECKPOINT_FILE = "checkpoint.pt"
+ACT_BATCH = 256  # states per timed act() call for actions/s
+
+
+def _episode_returns(dataset_id: str) -> np.ndarray:
+    """Undiscounted return of every episode of a Minari dataset."""
+    import minari
+
+    ds = minari.load_dataset(dataset_id)
+    return np.asarray([float(np.sum(ep.rewards, dtype=np.float64)) for ep in ds.iterate_episodes()])
+
+
+def load_data(dataset: str, device: str, reward_scaling: str = "auto", normalize_obs: bool = False) -> OfflineData:
+    """Load a dataset id, or several '+'-joined ones concatenated and reward-scaled over all their episodes."""
+    ids = dataset.split("+")
+    download = not ids[0].startswith(("local/", "toy/"))
+    if len(ids) == 1:
+        return load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs, download=download)
+    parts = [load(i, device, reward_scaling="none", download=download) for i in ids]
+    data = concat(parts, dataset)
+    mode = resolve_scaling(ids[0], reward_scaling)
+    if mode != "none":
+        returns = np.concatenate([_episode_returns(i) for i in ids])
+        reward = scale_rewards(data.reward.cpu().numpy(), returns, mode)
+        data = replace(data, reward=torch.as_tensor(reward, device=data.device))
+    return concat([data], dataset, normalize_obs=True) if normalize_obs else data
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _threads() -> None:
+    """As many torch threads as CPUs the trial was given (at least one)."""
+    try:
+        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    except Exception:  # outside a Tune session
+        cpus = 1
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def _generator(seed: int, device: str) -> torch.Generator:
+    gen = seed_everything(seed)
+    return torch.Generator(device=device).manual_seed(seed) if device.startswith("cuda") else gen
+
+
+def _restore(agent: Agent, gen: torch.Generator) -> dict[str, Any]:
+    """Progress counters from tune.get_checkpoint() (agent and random streams restored in place)."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return {"step": 0, "iteration": 0, "wall_time_s": 0.0, "restarts": 0}
+    with ckpt.as_directory() as d:
+        state = torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    agent.load_full_state(state["agent"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["rng"])
+    return {**state["progress"], "restarts": state["progress"]["restarts"] + 1}
+
+
+def train_chunk(agent: Agent, data: OfflineData, gen: torch.Generator, start: int, n: int,
+                batch_size: int) -> dict[str, float]:
+    """n gradient steps from step `start`; mean losses (DivergenceError names a non-finite one)."""
+    acc = Accumulator()
+    for step in range(start, start + n):
+        acc.add(agent.update(data.sample(batch_size, gen), step), step)
+    return acc.read()
+
+
+def actions_per_s(agent: Agent, data: OfflineData, seed: int) -> float:
+    """Policy sampling throughput on ACT_BATCH dataset states (own random stream, synchronised timing)."""
+    g = torch.Generator(device=data.device).manual_seed(seed)
+    obs = data.sample(ACT_BATCH, g)["obs"]
+    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+        agent.act(obs)  # warm-up
+        if data.device.type == "cuda":
+            torch.cuda.synchronize(data.device)
+        t0 = time.perf_counter()
+        agent.act(obs)
+        if data.device.type == "cuda":
+            torch.cuda.synchronize(data.device)
+    return ACT_BATCH / max(time.perf_counter() - t0, 1e-9)
+
+
+def _evaluate(agent: Agent, data: OfflineData, run: dict[str, Any], device: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    metrics = evaluate_agent(agent, data, run["eval_episodes"], run["seed"], device)
+    metrics["actions_per_s"] = actions_per_s(agent, data, run["seed"])
+    metrics["eval_time_s"] = time.perf_counter() - t0
+    return metrics
+
+
+def _base_row(config: dict[str, Any], meta: dict[str, Any], device: str) -> dict[str, Any]:
+    """The columns every row of this trial shares: config, provenance, host."""
+    ctx = tune.get_context()
+    flat = flatten(config)
+    import ray
+
+    return {"sweep": meta.get("sweep", "default"), "experiment": ctx.get_experiment_name(),
+            "trial_id": ctx.get_trial_id(), **flat, "config_json": json.dumps(flat, default=list, sort_keys=True),
+            "git_commit": meta.get("git_commit", "unknown"), "node_id": ray.get_runtime_context().get_node_id(),
+            **results.host_info(device)}
+
+
+def _save_and_report(metrics: dict[str, Any], agent: Agent, gen: torch.Generator, progress: dict[str, Any]) -> None:
+    """tune.report with a checkpoint of everything needed to continue."""
+    state = {"agent": agent.full_state(), "gen": gen.get_state(), "rng": torch.get_rng_state(), "progress": progress}
+    with tempfile.TemporaryDirectory(prefix="genrl-ckpt-") as d:
+        torch.save(state, Path(d) / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _metrics_row(base: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics named like a config key get a 'metric_' prefix, so no column means two things."""
+    clash = {k: (f"metric_{k}" if k in base else k) for k in metrics}
+    return {**base, **{clash[k]: v for k, v in metrics.items()},
+            "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass
+class _Trial:
+    """Everything one running trial holds."""
+
+    run: dict[str, Any]
+    device: str
+    data: OfflineData
+    agent: Agent
+    gen: torch.Generator
+    progress: dict[str, Any]
+    base: dict[str, Any]
+    results_root: str | None
+
+
+def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+    """Train one flat config; meta holds the sweep name, results root, git commit and data root."""
+    meta = meta or {}
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
+    if meta.get("data_root"):
+        os.environ["MINARI_DATASETS_PATH"] = meta["data_root"]
+    _threads()
+    run, overrides = split(config)
+    device = _device(run["device"])
+    data = load_data(run["dataset"], device, run["reward_scaling"], run["normalize_obs"])
+    agent = build_agent(run["algorithm"], data.obs_dim, data.act_dim, overrides).to(device)
+    gen = _generator(run["seed"], device)
+    trial = _Trial(run, device, data, agent, gen, _restore(agent, gen), _base_row(config, meta, device),
+                   meta.get("results"))
+    while trial.progress["step"] < run["steps"] and _round(trial):
+        pass
+
+
+def _round(t: _Trial) -> bool:
+    """Train one chunk, evaluate, write the row, report; False when the run ended by diverging."""
+    n = min(t.run["eval_every"], t.run["steps"] - t.progress["step"])
+    t0 = time.perf_counter()
+    try:
+        losses, diverged = train_chunk(t.agent, t.data, t.gen, t.progress["step"], n, t.run["batch_size"]), ""
+    except DivergenceError as err:
+        losses, diverged = {}, str(err)
+    train_s = time.perf_counter() - t0
+    evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.agent, t.data, t.run, t.device)
+    p = t.progress
+    p.update(step=p["step"] + n, iteration=p["iteration"] + 1,
+             wall_time_s=p["wall_time_s"] + train_s + evaluation.get("eval_time_s", 0.0))
+    final = p["step"] >= t.run["steps"] or bool(diverged)
+    metrics = {"step": p["step"], "iteration": p["iteration"], **losses, **evaluation,
+               "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
+               "restarts": p["restarts"], "final": final, "error": diverged,
+               "stop_reason": "diverged" if diverged else ("completed" if final else "")}
+    if t.results_root:
+        results.write_row(t.results_root, _metrics_row(t.base, metrics))
+    if diverged:
+        tune.report(metrics)
+        return False
+    _save_and_report(metrics, t.agent, t.gen, dict(p))
+    return True
