@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install test demo demo-core bench clean
+.PHONY: install test test-long demo demo-core bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not long"
+
+# the long end-to-end checks (GTP on Pendulum, 3 seeds x 12k steps: tens of minutes on 2 cores)
+test-long: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m long -s
 
 # the beta-ablation sweep (smoke preset, embedded Ray on 127.0.0.1) and its Table 12
 demo: $(STAMP)

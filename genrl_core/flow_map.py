@@ -14,6 +14,8 @@ from torch import nn
 
 from genrl_core.networks import GaussianFourierEmbedding, make_backbone
 
+BACKBONE_TIME_SCALE = 30.0  # std of the backbones' own Fourier time frequencies (networks.py default)
+
 
 def karras_grid(n: int, t_min: float, t_max: float, rho: float = 7.0, device: torch.device | str = "cpu",
                 descending: bool = True) -> torch.Tensor:
@@ -33,7 +35,7 @@ class FlowMap(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, backbone: str = "mlp", hidden: tuple[int, ...] = (256, 256, 256),
                  t_min: float = 0.002, t_max: float = 80.0, sigma_data: float = 0.5, precond: bool = True,
-                 tau_emb_dim: int = 32):
+                 tau_emb_dim: int = 32, time_freq: float = 1.0):
         """Build the map.
 
         backbone, hidden: the network phi (a choice; 'mlp' takes `hidden` widths, 'resunet' its default widths).
@@ -41,15 +43,18 @@ class FlowMap(nn.Module):
         sigma_data: assumed std of the actions for EDM preconditioning; a choice.
         precond: EDM c_skip/c_out preconditioning of phi (whether GTP uses it is not confirmed; a choice).
             The input is always scaled by c_in(t) = 1 / sqrt(t^2 + sigma_data^2) to keep it O(1).
-        The backbone sees time as (log t - log t_min) / (log T - log t_min) in [0, 1]; tau enters, Fourier-embedded
-        the same way, together with the state as the backbone's condition.
+        time_freq: std of the Fourier frequencies of t and tau, in cycles over the log-time range [t_min, T] (a choice).
+            Low frequencies keep the map smooth in t and tau between the training grid's points, so any K works.
+        The backbone sees time as (log t - log t_min) / (log T - log t_min) in [0, 1] (rescaled for its own Fourier
+        embedding); tau, Fourier-embedded the same way, enters with the state as the backbone's condition.
         """
         super().__init__()
         if not 0.0 < t_min < t_max:
             raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.t_min, self.t_max, self.sigma_data, self.precond = t_min, t_max, sigma_data, precond
-        self.tau_embed = GaussianFourierEmbedding(tau_emb_dim)
+        self.time_freq = time_freq
+        self.tau_embed = GaussianFourierEmbedding(tau_emb_dim, scale=time_freq)
         kwargs = {"hidden": tuple(hidden)} if backbone == "mlp" else {}
         self.net = make_backbone(backbone, act_dim, obs_dim + tau_emb_dim, **kwargs)
 
@@ -63,7 +68,7 @@ class FlowMap(nn.Module):
         t_col = t.reshape(-1, 1)
         c_in = (t_col.pow(2) + self.sigma_data ** 2).rsqrt()
         cond = torch.cat([obs, self.tau_embed(self._log_time(tau))], dim=-1)
-        out = self.net(c_in * a_t, self._log_time(t), cond)
+        out = self.net(c_in * a_t, self._log_time(t) * (self.time_freq / BACKBONE_TIME_SCALE), cond)
         if not self.precond:
             return out
         c_skip = self.sigma_data ** 2 / (t_col.pow(2) + self.sigma_data ** 2)

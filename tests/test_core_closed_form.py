@@ -9,9 +9,16 @@ from genrl_core import solvers
 from genrl_core.generative import GenerativeModel
 from genrl_core.paths import PATHS, make_path
 
-torch.set_default_dtype(torch.float64)
-MU = torch.tensor([1.0, -0.5])
-COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
+MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
+COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Closed-form checks run in double precision; the default dtype is restored for the other test files."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
 
 
 class AnalyticNet(nn.Module):

@@ -3,6 +3,8 @@
 Actor loss = E[w (||Phi(s, a_t, t, tau) - sg Phi_ema(s, a + u z, u, tau)||^2 + lambda_flow ||a - phi(s, a_t, t, t)||^2)]
 with w = exp(eta max(0, A) / (std(A) + eps)) clamped at w_max (eta = 0 is GTP-BC), t > u > tau drawn on a Karras grid
 whose size doubles 10 -> 1280 over training, and a double-Q TD critic whose target action comes from the EMA actor.
+Ablations of the paper's Table 3: teacher="ode" (Euler steps of the EMA model's own velocity from t to u instead of
+the surrogate point) and q_term="linear" (- lambda_q Q(s, a_pi) added to the loss instead of the exp weight).
 """
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ from genrl_core.networks import VNet
 TEACHERS = ("surrogate", "ode")
 Q_TERMS = ("exp", "linear")
 V_SOURCES = ("policy", "expectile")
+FLOW_WEIGHTS = ("edm", "uniform")
 
 
 @dataclass
 class GTPConfig:
+    """GTP's fields; 'a choice' marks what the paper leaves open (defaults from EDM / iCT / consistency policies)."""
+
     eta: float = 1.0  # advantage temperature of w = exp(eta max(0, A) / std(A)); 0 = GTP-BC
     w_max: float = 100.0  # clamp on the advantage weight (a choice; the paper gives none)
     adv_eps: float = 1e-6  # eps in the weight's std(A) + eps
@@ -31,9 +36,9 @@ class GTPConfig:
     lambda_q: float = 0.01  # coefficient of the linear Q term (paper: 0.01 works, 0.1 / 1.0 diverge)
     teacher: str = "surrogate"  # "surrogate": teacher at a + u z; "ode": ablation, EMA-velocity Euler steps t -> u
     ode_steps: int = 2  # Euler steps of the ODE teacher (paper: <= 3)
-    cons_weight: str = "uniform"  # EXPERIMENT
-    lambda_flow: float = 1.0  # weight of the flow (denoising) loss (a choice; not given in the paper)
-    v_source: str = "policy"  # how V(s) is formed (a choice): "policy" mean Q over EMA-actor samples, "expectile" V net
+    lambda_flow: float = 0.05  # weight of the flow (denoising) loss (a choice; not given in the paper)
+    flow_weight: str = "edm"  # per-t weight of the flow loss (a choice): "edm" (t^2 + sd^2) / (t sd)^2, "uniform"
+    v_source: str = "expectile"  # how V(s) is formed (a choice): "expectile" IQL-style V net, "policy" mean Q of EMA actor
     v_samples: int = 4  # EMA-actor samples per state for v_source="policy"
     expectile: float = 0.7  # expectile of the V net for v_source="expectile"
     t_min: float = 0.002  # smallest noise level (a choice: EDM / consistency-policy default)
@@ -49,6 +54,7 @@ class GTPConfig:
     sampling_steps: int = 5  # K, flow-map jumps per action in act() and for critic targets (paper: 5; 2 nearly as good)
     backbone: str = "mlp"  # phi network: "mlp" or "resunet" (a choice)
     hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of the "mlp" backbone
+    time_freq: float = 1.0  # std of the Fourier frequencies of t and tau over the log-time range (a choice)
     actor_lr: float = 3e-4  # Adam learning rate of the flow map
     ema_tau: float = 0.005  # Polyak rate of the EMA actor (teacher, critic target actor, acting)
     act_with_ema: bool = True  # act() samples from the EMA actor (else the online one)
@@ -60,7 +66,8 @@ class GTPConfig:
 
     def __post_init__(self) -> None:
         for name, value, valid in (("teacher", self.teacher, TEACHERS), ("q_term", self.q_term, Q_TERMS),
-                                   ("v_source", self.v_source, V_SOURCES)):
+                                   ("v_source", self.v_source, V_SOURCES),
+                                   ("flow_weight", self.flow_weight, FLOW_WEIGHTS)):
             if value not in valid:
                 raise ValueError(f"GTPConfig: unknown {name} {value!r}; valid: {list(valid)}")
         for name in ("sampling_steps", "ode_steps", "v_samples", "n_start", "n_end", "schedule_steps"):
@@ -101,19 +108,16 @@ class GTP(Agent):
         super().__init__()
         self.cfg = cfg
         self.actor = FlowMap(obs_dim, act_dim, cfg.backbone, cfg.hidden, cfg.t_min, cfg.t_max, cfg.sigma_data,
-                             cfg.precond)
+                             cfg.precond, time_freq=cfg.time_freq)
         self.ema = frozen_copy(self.actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        # GTP-BC (eta = 0 with the exp weight) has no critic: it could not affect the actor
+        self.uses_critic = cfg.q_term == "linear" or cfg.eta != 0.0
         critic_cfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma,
                                   tau=cfg.critic_tau, expectile=cfg.expectile)
-        self.critic = TDCritic(obs_dim, act_dim, critic_cfg)
-        self.v = VNet(obs_dim, tuple(cfg.critic_hidden)) if cfg.v_source == "expectile" else None
+        self.critic = TDCritic(obs_dim, act_dim, critic_cfg) if self.uses_critic else None
+        self.v = VNet(obs_dim, tuple(cfg.critic_hidden)) if self.uses_critic and cfg.v_source == "expectile" else None
         self.v_opt = torch.optim.Adam(self.v.parameters(), lr=cfg.critic_lr) if self.v is not None else None
-
-    @property
-    def uses_critic(self) -> bool:
-        """False for GTP-BC (eta = 0 with the exp weight): the critic would not affect the actor."""
-        return self.cfg.q_term == "linear" or self.cfg.eta != 0.0
 
     def _ema_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """Clipped K-step samples from the EMA actor."""
@@ -157,6 +161,13 @@ class GTP(Agent):
                 a_u = a_u + h.reshape(-1, 1) * self.ema.velocity(obs, a_u, t + k * h)
         return self.ema(obs, a_u, u, tau)
 
+    def _flow_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-sample weight of the denoising error: EDM's 1 / c_out(t)^2, or ones."""
+        if self.cfg.flow_weight == "uniform":
+            return torch.ones_like(t)
+        sd2 = self.cfg.sigma_data ** 2
+        return (t.pow(2) + sd2) / (t.pow(2) * sd2)
+
     def actor_loss(self, obs: torch.Tensor, act: torch.Tensor, w: torch.Tensor,
                    step: int) -> dict[str, torch.Tensor]:
         """Weighted consistency + flow losses (and the linear Q term if chosen); 'loss' is the total."""
@@ -169,9 +180,8 @@ class GTP(Agent):
         phi = self.actor.phi(obs.repeat(2, 1), a_t.repeat(2, 1), t.repeat(2), torch.cat([tau, t]))
         ratio = (tau / t).reshape(-1, 1)
         student = (1.0 - ratio) * phi[:batch] + ratio * a_t
-        lam = 1.0 / (t - u) if self.cfg.cons_weight == "ict" else torch.ones_like(t)
-        cons = (w * lam * (student - target).pow(2).mean(-1)).mean()
-        flow = (w * (phi[batch:] - act).pow(2).mean(-1)).mean()
+        cons = (w * (student - target).pow(2).mean(-1)).mean()
+        flow = (w * self._flow_weight(t) * (phi[batch:] - act).pow(2).mean(-1)).mean()
         out = {"cons_loss": cons, "flow_loss": flow, "loss": cons + self.cfg.lambda_flow * flow}
         if self.cfg.q_term == "linear":
             a_pi = self.actor.sample(obs, self.cfg.sampling_steps, rho=self.cfg.rho)
