@@ -1,4 +1,4 @@
-"""GTP: the flow map (parametrisation, K-step sampling, semigroup), policy improvement, ablation switches, config errors."""
+"""GTP: the flow map (parametrisation, K-step sampling, semigroup), policy improvement, ablations, config errors."""
 from __future__ import annotations
 
 import copy

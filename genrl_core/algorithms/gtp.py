@@ -38,7 +38,7 @@ class GTPConfig:
     ode_steps: int = 2  # Euler steps of the ODE teacher (paper: <= 3)
     lambda_flow: float = 0.05  # weight of the flow (denoising) loss (a choice; not given in the paper)
     flow_weight: str = "edm"  # per-t weight of the flow loss (a choice): "edm" (t^2 + sd^2) / (t sd)^2, "uniform"
-    v_source: str = "expectile"  # how V(s) is formed (a choice): "expectile" IQL-style V net, "policy" mean Q of EMA actor
+    v_source: str = "expectile"  # how V(s) is formed (a choice): "expectile" V net on Q, "policy" mean Q of EMA actor
     v_samples: int = 4  # EMA-actor samples per state for v_source="policy"
     expectile: float = 0.7  # expectile of the V net for v_source="expectile"
     t_min: float = 0.002  # smallest noise level (a choice: EDM / consistency-policy default)
