@@ -22,7 +22,7 @@ test: $(STAMP)
 
 # the long end-to-end checks (GTP on Pendulum, 3 seeds x 12k steps: tens of minutes on 2 cores)
 test-long: $(STAMP)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m long -s
+	GTP_PENDULUM_TEST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m long -s
 
 # the beta-ablation sweep (smoke preset, embedded Ray on 127.0.0.1) and its Table 12
 demo: $(STAMP)
