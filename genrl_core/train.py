@@ -27,13 +27,16 @@ LOGLIK_BATCH = 256  # dataset pairs on which the Figure 1 log-likelihood is meas
 
 def build_agent(algo: str, obs_dim: int, act_dim: int, overrides: dict[str, Any] | None = None) -> Agent:
     """The agent of `algo` with its config dataclass filled from registry defaults and overrides."""
-    cls, cfg_kwargs = algorithms.get(algo)
+    cls, fixed = algorithms.get(algo)
     fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(overrides or {}) - fields)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown config field(s) {unknown} for {algo}; valid: {sorted(fields)}")
-    cfg_kwargs.update(overrides or {})
-    return cls(cls.config_class(**cfg_kwargs), obs_dim, act_dim)
+    clash = sorted(k for k in set(overrides) & set(fixed) if overrides[k] != fixed[k])
+    if clash:
+        raise ValueError(f"{algo} fixes {', '.join(f'{k}={fixed[k]}' for k in clash)}; drop that override")
+    return cls(cls.config_class(**{**overrides, **fixed}), obs_dim, act_dim)
 
 
 def evaluate_agent(agent: Agent, data: OfflineData, episodes: int, seed: int, device: str) -> dict[str, float]:
@@ -114,6 +117,9 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
     if torch.device(device).type == "cuda":
         gen = torch.Generator(device=device).manual_seed(seed)
     data = load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs)
+    overrides = dict(overrides or {})
+    if "schedule_steps" in {f.name for f in dataclasses.fields(algorithms.get(algo)[0].config_class)}:
+        overrides.setdefault("schedule_steps", steps)  # schedules that grow over training span this run
     agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
     eval_every = eval_every or steps
     start, history = 0, []
@@ -184,8 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--normalize-obs", action="store_true", help="normalise observations (stats saved with the run)")
     _add_config_flags(p.add_argument_group(f"{algo} config ({cls.config_class.__name__})"), cls.config_class)
     args = vars(p.parse_args(argv))
-    cfg = {f.name: args[f.name] for f in dataclasses.fields(cls.config_class) if f.name not in fixed}
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    given = {f.name: (tuple(args[f.name]) if isinstance(args[f.name], list) else args[f.name], f.default)
+             for f in dataclasses.fields(cls.config_class)}
+    cfg = {k: v for k, (v, default) in given.items() if v != default}  # only what the user changed
     if args["model"]:
         cfg["path"] = args["model"]
     try:

@@ -40,6 +40,8 @@ def test_bad_configs_are_one_clear_error():
         build_agent("gmpo", 1, 2, {**TINY, "beta": -1.0})
     with pytest.raises(ValueError, match=r"unknown config field\(s\) \['betta'\] for gmpo"):
         build_agent("gmpo", 1, 2, {"betta": 1.0})
+    with pytest.raises(ValueError, match="gtp_bc fixes eta=0.0; drop that override"):
+        build_agent("gtp_bc", 1, 2, {"eta": 5.0})
     with pytest.raises(ValueError, match="unknown algorithm 'ppo'; valid"):
         build_agent("ppo", 1, 2)
 
