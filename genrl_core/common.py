@@ -1,4 +1,4 @@
-"""Small shared pieces: EMA / Polyak averaging, divergence checks, seeding."""
+"""Small shared pieces: EMA / Polyak averaging, the divergence error, seeding."""
 from __future__ import annotations
 
 import copy
@@ -27,14 +27,6 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     twin = copy.deepcopy(module)
     twin.requires_grad_(False)
     return twin
-
-
-def check_finite(step: int, losses: dict[str, torch.Tensor | float]) -> None:
-    """Raise DivergenceError naming the step and the first non-finite loss (reads values: call at report time)."""
-    for name, value in losses.items():
-        v = float(value)
-        if not np.isfinite(v):
-            raise DivergenceError(f"training diverged at step {step}: loss {name!r} became {v}")
 
 
 def seed_everything(seed: int) -> torch.Generator:

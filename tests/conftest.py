@@ -32,19 +32,21 @@ def minari_root() -> str:
     return _MINARI_ROOT
 
 
+def _make_timed(env_id: str, key: str, budget: dict) -> dict[str, str]:
+    """Make all five kinds for env_id with the given budget, recording the seconds taken under MADE_IN[key]."""
+    start = time.perf_counter()
+    ids = make_datasets(env_id, KINDS, seed=0, progress=False, **budget)
+    MADE_IN[key] = time.perf_counter() - start
+    return ids
+
+
 @pytest.fixture(scope="session")
 def pendulum_datasets() -> dict[str, str]:
     """kind -> Minari id of test-sized Pendulum-v1 datasets of all five kinds."""
-    start = time.perf_counter()
-    ids = make_datasets("Pendulum-v1", KINDS, seed=0, progress=False, **PENDULUM_BUDGET)
-    MADE_IN["pendulum"] = time.perf_counter() - start
-    return ids
+    return _make_timed("Pendulum-v1", "pendulum", PENDULUM_BUDGET)
 
 
 @pytest.fixture(scope="session")
 def hopper_datasets() -> dict[str, str]:
     """kind -> Minari id of tiny Hopper-v5 datasets of all five kinds (for loading checks only)."""
-    start = time.perf_counter()
-    ids = make_datasets("Hopper-v5", KINDS, seed=0, progress=False, **HOPPER_BUDGET)
-    MADE_IN["hopper"] = time.perf_counter() - start
-    return ids
+    return _make_timed("Hopper-v5", "hopper", HOPPER_BUDGET)
