@@ -1,0 +1,142 @@
+"""Every fast path against the plain one on CPU: same samples for the same noise, same losses, gradients and
+log-probabilities (to float rounding)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genrl_core.fast_sampling import fast_sample, supported
+from genrl_core.generative import GenerativeModel
+from genrl_core.networks import MLPBackbone, ResidualUNet
+from genrl_core.train import build_agent
+
+OBS, ACT = 11, 3
+
+
+def _close(fast: torch.Tensor, plain: torch.Tensor) -> None:
+    fast, plain = fast.detach(), plain.detach()
+    scale = max(1.0, float(plain.abs().max()))
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5 * scale)
+
+
+def _model(path: str, prediction: str, backbone: str = "resunet", cond_dim: int = OBS, seed: int = 0):
+    torch.manual_seed(seed)
+    net = ResidualUNet(ACT, cond_dim) if backbone == "resunet" else MLPBackbone(ACT, cond_dim, hidden=(64, 64))
+    return GenerativeModel(path, net, prediction)
+
+
+@pytest.fixture()
+def reference_unet(monkeypatch):
+    """Run ResidualUNet through its modules (the plain network) inside the test."""
+    monkeypatch.setattr(ResidualUNet, "forward", ResidualUNet.forward_reference)
+
+
+@pytest.mark.parametrize("backbone", ["resunet", "mlp"])
+@pytest.mark.parametrize("path,prediction", [("icfm", "velocity"), ("vpsde", "eps"), ("gvp", "x0"),
+                                             ("linear", "score")])
+@pytest.mark.parametrize("steps", [1, 5, 32])
+def test_fast_euler_sampler_matches_plain_for_the_same_noise(backbone, path, prediction, steps):
+    model = _model(path, prediction, backbone)
+    cond, noise = torch.randn(4, OBS), torch.randn(4, ACT)
+    plain = model.sample(cond, solver="euler", steps=steps, noise=noise)
+    _close(fast_sample(model, cond, solver="euler", steps=steps, noise=noise), plain)
+
+
+@pytest.mark.parametrize("solver", ["midpoint", "rk4", "dpm2"])
+@pytest.mark.parametrize("prediction", ["velocity", "eps"])
+def test_fast_sampler_matches_plain_for_other_solvers(solver, prediction):
+    model = _model("vpsde", prediction)
+    cond, noise = torch.randn(3, OBS), torch.randn(3, ACT)
+    plain = model.sample(cond, solver=solver, steps=6, noise=noise)
+    _close(fast_sample(model, cond, solver=solver, steps=6, noise=noise), plain)
+
+
+def test_fast_sampler_unconditional_batch_one_and_random_stream():
+    model = _model("icfm", "velocity", cond_dim=0)
+    torch.manual_seed(3)
+    plain = model.sample(n=1, steps=8)
+    torch.manual_seed(3)
+    _close(fast_sample(model, n=1, steps=8), plain)
+
+
+def test_fast_sampler_follows_parameter_updates():
+    model = _model("icfm", "velocity")
+    cond, noise = torch.randn(2, OBS), torch.randn(2, ACT)
+    fast_sample(model, cond, steps=4, noise=noise)  # builds the cached weights
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.loss(torch.randn(8, ACT), torch.randn(8, OBS)).mean().backward()
+    opt.step()
+    _close(fast_sample(model, cond, steps=4, noise=noise), model.sample(cond, steps=4, noise=noise))
+    other = _model("icfm", "velocity", seed=5)
+    model.load_state_dict(other.state_dict())
+    _close(fast_sample(model, cond, steps=4, noise=noise), other.sample(cond, steps=4, noise=noise))
+
+
+def test_unsupported_solver_falls_back_to_plain():
+    model = _model("icfm", "velocity")
+    assert not supported(model, "dopri5")
+    cond, noise = torch.randn(2, OBS), torch.randn(2, ACT)
+    _close(fast_sample(model, cond, solver="dopri5", noise=noise), model.sample(cond, solver="dopri5", noise=noise))
+
+
+def test_agent_act_uses_the_same_samples_as_the_plain_sampler():
+    agent = build_agent("gmpo", OBS, ACT, {"sampling_steps": 5}).eval()
+    obs = torch.randn(6, OBS)
+    torch.manual_seed(11)
+    fast = agent.act(obs)
+    torch.manual_seed(11)
+    _close(fast, agent.policy.sample(obs, solver="euler", steps=5))
+
+
+@pytest.mark.parametrize("cond_dim", [OBS, 0])
+def test_fused_unet_forward_and_gradients_match_the_module_path(cond_dim):
+    torch.manual_seed(0)
+    net = ResidualUNet(ACT, cond_dim)
+    x, t = torch.randn(16, ACT), torch.rand(16)
+    cond = torch.randn(16, cond_dim) if cond_dim else None
+    fused, plain = net(x, t, cond), net.forward_reference(x, t, cond)
+    _close(fused, plain)
+    _close(net(x, t[0], cond), net.forward_reference(x, t[0], cond))
+    g_fused = torch.autograd.grad(fused.pow(2).sum(), list(net.parameters()))
+    g_plain = torch.autograd.grad(plain.pow(2).sum(), list(net.parameters()))
+    for a, b in zip(g_fused, g_plain):
+        _close(a, b)
+
+
+def _update_losses(steps: int = 3) -> list[float]:
+    torch.manual_seed(0)
+    agent = build_agent("gmpo", OBS, ACT, {"critic_steps": 0})
+    g = torch.Generator().manual_seed(0)
+    batch = {"obs": torch.randn(64, OBS, generator=g), "action": torch.rand(64, ACT, generator=g) * 2 - 1,
+             "reward": torch.randn(64, generator=g), "next_obs": torch.randn(64, OBS, generator=g),
+             "terminal": torch.zeros(64)}
+    torch.manual_seed(1)
+    return [float(agent.update(batch, s)["policy_loss"]) for s in range(steps)]
+
+
+def test_fused_update_gives_the_same_losses_as_the_plain_one(monkeypatch):
+    fused = _update_losses()
+    monkeypatch.setattr(ResidualUNet, "forward", ResidualUNet.forward_reference)
+    plain = _update_losses()
+    assert fused == pytest.approx(plain, rel=1e-4)
+
+
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_log_prob_with_fused_network_matches_plain(trace, monkeypatch):
+    model = _model("icfm", "velocity")
+    x, cond = torch.randn(8, ACT), torch.randn(8, OBS)
+    torch.manual_seed(2)
+    fused = model.log_prob(x, cond, steps=6, trace=trace)
+    monkeypatch.setattr(ResidualUNet, "forward", ResidualUNet.forward_reference)
+    torch.manual_seed(2)
+    _close(fused, model.log_prob(x, cond, steps=6, trace=trace))
+
+
+def test_sample_with_log_prob_with_fused_network_matches_plain(monkeypatch):
+    model = _model("icfm", "velocity")
+    cond, noise = torch.randn(4, OBS), torch.randn(4, ACT)
+    fused = model.sample_with_log_prob(cond, steps=5, noise=noise)
+    monkeypatch.setattr(ResidualUNet, "forward", ResidualUNet.forward_reference)
+    plain = model.sample_with_log_prob(cond, steps=5, noise=noise)
+    for a, b in zip(fused, plain):
+        _close(a, b)
