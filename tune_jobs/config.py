@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from genrl_core import algorithms
 from genrl_core.data import SCALINGS
+from genrl_core.packing import ENGINES
 from genrl_core.paths import PATHS, PREDICTIONS
 from genrl_core.solvers import SOLVERS
 
@@ -33,6 +35,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "reward_scaling": "auto",  # auto, locomotion, antmaze or none (genrl_core.data)
     "normalize_obs": False,  # normalise observations by the dataset's statistics
     "device": "auto",  # torch device; auto = cuda when the trial got a GPU, else cpu
+    "seeds_per_trial": 1,  # seeds seed, seed+1, ... trained together in this trial as one packed model, a row each
+    "pack_engine": "vmap",  # packed seeds: vmap (one batched model, faster) or loop (in turn; any algorithm)
 }
 ALIASES = {"model": "path"}  # flat-config name -> dataclass field
 
@@ -81,6 +85,13 @@ SMOKE_ALGOS: dict[str, dict[str, Any]] = {
     "gmpg": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "critic_steps": 100, "train_steps": 8},
     "gtp": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
     "gtp_bc": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
+    "sfbc": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "target_candidates": 4, "candidates": 8,
+             "train_sampling_steps": 4},
+    "qgpo": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "target_candidates": 4, "energy_candidates": 4,
+             "train_sampling_steps": 4, "energy_hidden": (64, 64)},
+    "idql": {**_SMOKE_POLICY, **_SMOKE_IQL, "candidates": 8},
+    "srpo": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "actor_hidden": (64, 64)},
+    "dql": {**_SMOKE_POLICY, **_SMOKE_IQL, "sampling_steps": 5},
 }
 # The paper gives Table 7's learning rates, batch sizes and T, not step counts ("24 to 72 hours" per run on an
 # A100); the step counts here are this project's choice. GMPG's separate policy batch (40960) is not modelled:
@@ -94,6 +105,12 @@ PAPER_ALGOS: dict[str, dict[str, Any]] = {
              "behaviour_steps": 200_000, "critic_steps": 200_000, "train_steps": 1000, "grad_checkpoint": True},
     "gtp": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
     "gtp_bc": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
+    # baselines (paper Appendix C): behaviour pretraining as GMPG's; the rest of each config is its dataclass default
+    "sfbc": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
+    "qgpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
+    "idql": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096},
+    "srpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
+    "dql": {"backbone": "resunet", "steps": 500_000, "eval_every": 25_000, "batch_size": 256},
 }
 TABLE8_CSV = Path(__file__).resolve().parents[1] / "analysis" / "reference" / "table8_beta_per_task.csv"
 
@@ -244,6 +261,10 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
     out = [f"{k} must be an integer >= 1, got {run[k]!r}" for k in ("steps", "eval_every", "eval_episodes",
                                                                     "batch_size")
            if not isinstance(run[k], int) or run[k] < 1]
+    if not isinstance(run["seeds_per_trial"], int) or run["seeds_per_trial"] < 1:
+        out.append(f"seeds_per_trial must be an integer >= 1, got {run['seeds_per_trial']!r}")
+    if run["pack_engine"] not in ENGINES:
+        out.append(f"unknown pack_engine {run['pack_engine']!r}; valid: {', '.join(ENGINES)}")
     if run["reward_scaling"] not in SCALINGS:
         out.append(f"unknown reward_scaling {run['reward_scaling']!r}; valid: {', '.join(SCALINGS)}")
     if run["preset"] == "paper" and not run["dataset"] and run["task"] not in PAPER_DATASETS:
@@ -291,9 +312,32 @@ def _raise(problems: Iterable[str]) -> None:
         raise SweepConfigError("\n".join(unique))
 
 
+def pack_seeds(run: dict[str, Any]) -> list[int]:
+    """The seeds a trial trains: seed, seed + 1, ..., seed + seeds_per_trial - 1."""
+    return [run["seed"] + j for j in range(run["seeds_per_trial"])]
+
+
+def _overlap_problems(configs: list[dict[str, Any]]) -> list[str]:
+    """Packed trials of one configuration whose seed ranges overlap (the same run would be trained twice)."""
+    owner: dict[tuple[str, int], int] = {}
+    out = []
+    for config in configs:
+        flat = flatten(config)
+        if not isinstance(flat["seed"], int) or not isinstance(flat["seeds_per_trial"], int):
+            continue
+        key = json.dumps({k: v for k, v in flat.items() if k != "seed"}, default=list, sort_keys=True)
+        for seed in pack_seeds(flat):
+            if (key, seed) in owner and owner[(key, seed)] != flat["seed"]:
+                out.append(f"seed {seed} is trained by two trials (seeds {owner[(key, seed)]} and {flat['seed']} "
+                           f"with seeds_per_trial={flat['seeds_per_trial']}); space the seeds seeds_per_trial apart")
+            owner.setdefault((key, seed), flat["seed"])
+    return out[:1]
+
+
 def validate_configs(configs: Iterable[dict[str, Any]]) -> None:
     """Raise SweepConfigError listing each distinct config problem of the trials once, one line each."""
-    _raise(p for config in configs for p in trial_problems(config))
+    configs = list(configs)
+    _raise([p for config in configs for p in trial_problems(config)] or _overlap_problems(configs))
 
 
 def validate_datasets(configs: Iterable[dict[str, Any]]) -> None:

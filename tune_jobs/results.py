@@ -87,16 +87,19 @@ def read_rows(root: str, sweep: str | None = None) -> pd.DataFrame:
 
 
 def mark_final(root: str, sweep: str, trial_id: str, step: int, reason: str) -> bool:
-    """Mark an existing row as its trial's final one (a trial a scheduler stopped early); False if absent."""
-    path = row_path(root, sweep, trial_id, step)
-    fs, fs_path = _fs(path)
+    """Mark a trial's row at `step` as its final one (a trial a scheduler stopped early); a packed trial's rows
+    ('<trial_id>_s<seed>') are all marked. False if there is none."""
+    fs, fs_path = _fs(row_path(root, sweep, trial_id, step))
+    paths = [fs_path]
     if fs.get_file_info(fs_path).type != pafs.FileType.File:
-        return False
-    row = pq.read_table(fs_path, filesystem=fs).to_pylist()[0]
-    if row.get("final"):
-        return True
-    write_row(root, {**row, "final": True, "stop_reason": reason})
-    return True
+        suffix = f"-{int(step):012d}.parquet"
+        paths = [p for p in _row_files(root, sweep)[1]
+                 if p.rsplit("/", 1)[-1].startswith(f"{trial_id}_s") and p.endswith(suffix)]
+    for path in paths:
+        row = pq.read_table(path, filesystem=fs).to_pylist()[0]
+        if not row.get("final"):
+            write_row(root, {**row, "final": True, "stop_reason": reason})
+    return bool(paths)
 
 
 def git_commit(repo: str | Path | None = None) -> str:

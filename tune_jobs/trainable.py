@@ -6,6 +6,11 @@ Parquet row (trial_id, step) and reports the metrics to Tune with a checkpoint. 
 restarts the trial from its last checkpoint (`tune.get_checkpoint()`): weights, optimisers, the
 random streams, the step and the iteration count all continue, and a re-run evaluation overwrites
 its own row. Checkpoints hold only tensors and plain numbers (torch.load(weights_only=True)).
+
+A trial trains `seeds_per_trial` seeds (seed, seed + 1, ...) as one pack (genrl_core.packing): each seed
+is its unpacked run, evaluated with its own random stream, and gets its own row per evaluation, keyed
+'<trial id>_s<seed>' when the pack holds more than one seed. Tune sees the seeds' mean metrics. A seed that
+diverges ends with its own final row; the others go on.
 """
 from __future__ import annotations
 
@@ -24,11 +29,11 @@ import torch
 from ray import tune
 
 from genrl_core.algorithms.base import Agent
-from genrl_core.common import DivergenceError, seed_everything
 from genrl_core.data import OfflineData, concat, load, resolve_scaling, scale_rewards
-from genrl_core.train import Accumulator, build_agent, evaluate_agent
+from genrl_core.packing import Pack, build_pack
+from genrl_core.train import evaluate_agent
 from tune_jobs import results
-from tune_jobs.config import flatten, split
+from tune_jobs.config import flatten, pack_seeds, split
 
 CHECKPOINT_FILE = "checkpoint.pt"
 ACT_BATCH = 256  # states per timed act() call for actions/s
@@ -73,31 +78,15 @@ def _threads() -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def _generator(seed: int, device: str) -> torch.Generator:
-    gen = seed_everything(seed)
-    return torch.Generator(device=device).manual_seed(seed) if device.startswith("cuda") else gen
-
-
-def _restore(agent: Agent, gen: torch.Generator) -> dict[str, Any]:
-    """Progress counters from tune.get_checkpoint() (agent and random streams restored in place)."""
+def _restore(pack: Pack) -> dict[str, Any]:
+    """Progress counters from tune.get_checkpoint() (agents and random streams restored in place)."""
     ckpt = tune.get_checkpoint()
     if ckpt is None:
-        return {"step": 0, "iteration": 0, "wall_time_s": 0.0, "restarts": 0}
+        return {"step": 0, "iteration": 0, "wall_time_s": 0.0, "restarts": 0, "diverged": []}
     with ckpt.as_directory() as d:
         state = torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
-    agent.load_full_state(state["agent"])
-    gen.set_state(state["gen"])
-    torch.set_rng_state(state["rng"])
+    pack.load_state(state["pack"])
     return {**state["progress"], "restarts": state["progress"]["restarts"] + 1}
-
-
-def train_chunk(agent: Agent, data: OfflineData, gen: torch.Generator, start: int, n: int,
-                batch_size: int) -> dict[str, float]:
-    """n gradient steps from step `start`; mean losses (DivergenceError names a non-finite one)."""
-    acc = Accumulator()
-    for step in range(start, start + n):
-        acc.add(agent.update(data.sample(batch_size, gen), step), step)
-    return acc.read()
 
 
 def actions_per_s(agent: Agent, data: OfflineData, seed: int) -> float:
@@ -115,29 +104,40 @@ def actions_per_s(agent: Agent, data: OfflineData, seed: int) -> float:
     return ACT_BATCH / max(time.perf_counter() - t0, 1e-9)
 
 
-def _evaluate(agent: Agent, data: OfflineData, run: dict[str, Any], device: str) -> dict[str, float]:
+def _evaluate(pack: Pack, i: int, data: OfflineData, run: dict[str, Any], device: str) -> dict[str, float]:
+    """Seed i's evaluation, drawing from seed i's own random stream (as its unpacked run would)."""
     t0 = time.perf_counter()
-    metrics = evaluate_agent(agent, data, run["eval_episodes"], run["seed"], device)
-    metrics["actions_per_s"] = actions_per_s(agent, data, run["seed"])
+    with pack.seed_rng(i):
+        metrics = evaluate_agent(pack.agents[i], data, run["eval_episodes"], pack.seeds[i], device)
+        metrics["actions_per_s"] = actions_per_s(pack.agents[i], data, pack.seeds[i])
     metrics["eval_time_s"] = time.perf_counter() - t0
     return metrics
 
 
-def _base_row(config: dict[str, Any], meta: dict[str, Any], device: str) -> dict[str, Any]:
-    """The columns every row of this trial shares: config, provenance, host."""
+def _base_rows(config: dict[str, Any], meta: dict[str, Any], device: str, seeds: list[int]) -> list[dict[str, Any]]:
+    """Per seed, the columns every row of it shares: config (its own seed), provenance, host.
+
+    A packed trial's rows are keyed '<trial id>_s<seed>' (one row per seed and step, so the key stays unique);
+    pack_trial_id is the Ray trial that trained them.
+    """
     ctx = tune.get_context()
-    flat = flatten(config)
     import ray
 
-    return {"sweep": meta.get("sweep", "default"), "experiment": ctx.get_experiment_name(),
-            "trial_id": ctx.get_trial_id(), **flat, "config_json": json.dumps(flat, default=list, sort_keys=True),
-            "git_commit": meta.get("git_commit", "unknown"), "node_id": ray.get_runtime_context().get_node_id(),
-            **results.host_info(device)}
+    common = {"sweep": meta.get("sweep", "default"), "experiment": ctx.get_experiment_name(),
+              "git_commit": meta.get("git_commit", "unknown"), "node_id": ray.get_runtime_context().get_node_id(),
+              "pack_trial_id": ctx.get_trial_id(), **results.host_info(device)}
+    rows = []
+    for seed in seeds:
+        flat = {**flatten(config), "seed": seed}
+        trial_id = ctx.get_trial_id() if len(seeds) == 1 else f"{ctx.get_trial_id()}_s{seed}"
+        rows.append({"sweep": common["sweep"], "experiment": common["experiment"], "trial_id": trial_id, **flat,
+                     "config_json": json.dumps(flat, default=list, sort_keys=True), **common})
+    return rows
 
 
-def _save_and_report(metrics: dict[str, Any], agent: Agent, gen: torch.Generator, progress: dict[str, Any]) -> None:
+def _save_and_report(metrics: dict[str, Any], pack: Pack, progress: dict[str, Any]) -> None:
     """tune.report with a checkpoint of everything needed to continue."""
-    state = {"agent": agent.full_state(), "gen": gen.get_state(), "rng": torch.get_rng_state(), "progress": progress}
+    state = {"pack": pack.state(), "progress": progress}
     with tempfile.TemporaryDirectory(prefix="genrl-ckpt-") as d:
         torch.save(state, Path(d) / CHECKPOINT_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
@@ -157,15 +157,15 @@ class _Trial:
     run: dict[str, Any]
     device: str
     data: OfflineData
-    agent: Agent
-    gen: torch.Generator
+    pack: Pack
     progress: dict[str, Any]
-    base: dict[str, Any]
+    bases: list[dict[str, Any]]  # one per seed
     results_root: str | None
 
 
 def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-    """Train one flat config; meta holds the sweep name, results root, git commit and data root."""
+    """Train one flat config (seeds_per_trial seeds, packed); meta holds the sweep name, results root, git commit
+    and data root."""
     meta = meta or {}
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     if meta.get("data_root"):
@@ -174,36 +174,58 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     run, overrides = split(config)
     device = _device(run["device"])
     data = load_data(run["dataset"], device, run["reward_scaling"], run["normalize_obs"])
-    agent = build_agent(run["algorithm"], data.obs_dim, data.act_dim, overrides).to(device)
-    gen = _generator(run["seed"], device)
-    trial = _Trial(run, device, data, agent, gen, _restore(agent, gen), _base_row(config, meta, device),
+    seeds = pack_seeds(run)
+    pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"])
+    trial = _Trial(run, device, data, pack, _restore(pack), _base_rows(config, meta, device, seeds),
                    meta.get("results"))
     while trial.progress["step"] < run["steps"] and _round(trial):
         pass
 
 
 def _round(t: _Trial) -> bool:
-    """Train one chunk, evaluate, write the row, report; False when the run ended by diverging."""
+    """Train one chunk, evaluate each seed, write its row, report; False when every seed has diverged."""
     n = min(t.run["eval_every"], t.run["steps"] - t.progress["step"])
     t0 = time.perf_counter()
-    try:
-        losses, diverged = train_chunk(t.agent, t.data, t.gen, t.progress["step"], n, t.run["batch_size"]), ""
-    except DivergenceError as err:
-        losses, diverged = {}, str(err)
+    per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"])
     train_s = time.perf_counter() - t0
-    evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.agent, t.data, t.run, t.device)
     p = t.progress
-    p.update(step=p["step"] + n, iteration=p["iteration"] + 1,
-             wall_time_s=p["wall_time_s"] + train_s + evaluation.get("eval_time_s", 0.0))
+    p.update(step=p["step"] + n, iteration=p["iteration"] + 1, wall_time_s=p["wall_time_s"] + train_s)
+    reported = []
+    for i, seed in enumerate(t.pack.seeds):
+        if seed not in p["diverged"]:
+            reported.append(_seed_round(t, i, per_seed[i], n, train_s))
+    p["wall_time_s"] += sum(m.get("eval_time_s", 0.0) for m in reported)
+    metrics = _mean_metrics(reported)
+    if len(p["diverged"]) == len(t.pack.seeds):
+        tune.report(metrics)
+        return False
+    _save_and_report(metrics, t.pack, dict(p, diverged=list(p["diverged"])))
+    return True
+
+
+def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train_s: float) -> dict[str, Any]:
+    """Seed i's evaluation and Parquet row for this round (a diverged seed's row is its last)."""
+    diverged = result if isinstance(result, str) else ""
+    losses = {} if diverged else result
+    evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.pack, i, t.data, t.run, t.device)
+    p = t.progress
     final = p["step"] >= t.run["steps"] or bool(diverged)
     metrics = {"step": p["step"], "iteration": p["iteration"], **losses, **evaluation,
                "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
-               "restarts": p["restarts"], "final": final, "error": diverged,
+               "restarts": p["restarts"], "final": final, "error": diverged, "pack_size": len(t.pack.seeds),
                "stop_reason": "diverged" if diverged else ("completed" if final else "")}
-    if t.results_root:
-        results.write_row(t.results_root, _metrics_row(t.base, metrics))
     if diverged:
-        tune.report(metrics)
-        return False
-    _save_and_report(metrics, t.agent, t.gen, dict(p))
-    return True
+        p["diverged"].append(t.pack.seeds[i])
+    if t.results_root:
+        results.write_row(t.results_root, _metrics_row(t.bases[i], metrics))
+    return metrics
+
+
+def _mean_metrics(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """What Tune sees for a round: the seeds' mean of each number, the first seed's other values."""
+    out = dict(per_seed[0])
+    for k, v in out.items():
+        if isinstance(v, float):
+            out[k] = float(np.mean([m[k] for m in per_seed if isinstance(m.get(k), float)]))
+    out["final"] = all(m["final"] for m in per_seed)
+    return out
