@@ -18,12 +18,52 @@ class CriticConfig:
     gamma: float = 0.99  # discount factor
     tau: float = 0.005  # Polyak rate of the target Q
     expectile: float = 0.7  # IQL expectile of V (0.7 locomotion, 0.9 AntMaze)
+    value_init: bool = False  # a choice, not the papers': start Q/V at mean(r) / (1 - gamma) of the first batch
+
+
+class _ValueInit(nn.Module):
+    """Sets the output biases of value heads to mean(r) / (1 - gamma) at the first update (once, checkpointed).
+
+    With gamma = 0.99 a zero-initialised critic spends thousands of steps propagating the value's magnitude
+    before its action dependence can form; starting at the right magnitude removes that phase.
+    """
+
+    def __init__(self, enabled: bool):
+        super().__init__()
+        self.register_buffer("done", torch.tensor(not enabled))
+        self._done_cache = not enabled  # host copy; read from the buffer once after a load
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._done_cache = None
+
+    @torch.no_grad()
+    def __call__(self, reward: torch.Tensor, gamma: float, *heads: nn.Sequential) -> None:
+        if self._done_cache is None:
+            self._done_cache = bool(self.done)
+        if self._done_cache:
+            return
+        for head in heads:
+            head[-1].bias.copy_(reward.mean() / (1.0 - gamma))
+        self.done.fill_(True)
+        self._done_cache = True
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     """Asymmetric squared loss |tau - 1(diff < 0)| * diff^2, per element."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
     return weight * diff.pow(2)
+
+
+def _heads(q: DoubleQNet) -> tuple[nn.Sequential, nn.Sequential]:
+    return q.q1.net, q.q2.net
+
+
+def pretrain_iql(critic: "IQLCritic", sample: Callable[[], dict[str, torch.Tensor]], steps: int) -> "IQLCritic":
+    """Algorithm 1's first loop on its own: `steps` IQL updates on batches from sample(); returns the critic."""
+    for _ in range(steps):
+        critic.update(sample())
+    return critic
 
 
 class IQLCritic(nn.Module):
@@ -37,6 +77,7 @@ class IQLCritic(nn.Module):
         self.q_target = frozen_copy(self.q)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
         self.v_opt = torch.optim.Adam(self.v.parameters(), lr=self.cfg.lr)
+        self.value_init = _ValueInit(self.cfg.value_init)
 
     def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = True) -> torch.Tensor:
         """min over the two Q heads (target network by default, as IQL's policy extraction uses)."""
@@ -50,6 +91,7 @@ class IQLCritic(nn.Module):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One V step and one Q step; returns detached losses (no host sync)."""
         obs, act = batch["obs"], batch["action"]
+        self.value_init(batch["reward"], self.cfg.gamma, self.v.net, *_heads(self.q), *_heads(self.q_target))
         with torch.no_grad():
             q_t = self.q_value(obs, act)
         v_loss = expectile_loss(q_t - self.v(obs), self.cfg.expectile).mean()
@@ -75,6 +117,7 @@ class TDCritic(nn.Module):
         self.q = DoubleQNet(obs_dim, act_dim, self.cfg.hidden)
         self.q_target = frozen_copy(self.q)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
+        self.value_init = _ValueInit(self.cfg.value_init)
 
     def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = False) -> torch.Tensor:
         """min over the two Q heads (online network by default, differentiable in act)."""
@@ -83,6 +126,7 @@ class TDCritic(nn.Module):
     def update(self, batch: dict[str, torch.Tensor],
                next_action_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
         """One TD step; next_action_fn(next_obs) draws a' (e.g. from an EMA actor)."""
+        self.value_init(batch["reward"], self.cfg.gamma, *_heads(self.q), *_heads(self.q_target))
         with torch.no_grad():
             next_q = self.q_value(batch["next_obs"], next_action_fn(batch["next_obs"]), target=True)
             target = batch["reward"] + self.cfg.gamma * (1.0 - batch["terminal"]) * next_q

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genrl_core.critics import CriticConfig, IQLCritic
+from genrl_core.fast_sampling import fast_sample
 from genrl_core.generative import GenerativeModel
 from genrl_core.networks import make_backbone
 
@@ -78,7 +79,8 @@ class GenerativeAgent(Agent):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy.sample(obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps)
+        """Actions sampled by the configured solver: the fast sampler where it applies (same samples), else plain."""
+        return fast_sample(self.policy, obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps)
 
     def log_likelihood(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log pi(a | s) of given pairs (the paper's Figure 1 metric), exact trace."""
@@ -96,13 +98,23 @@ class IQLPolicyConfig(PolicyConfig):
     critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the Q and V MLPs
     critic_steps: int = 0  # IQL steps before policy training starts (Algorithm 1's first loop)
     critic_alongside: bool = True  # keep training the critic while the policy trains
+    critic_value_init: bool = False  # start Q/V at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
+    critic_init: str = ""  # file with a pretrained IQL critic's state_dict (torch.save); "" trains from scratch
 
 
 def make_iql(cfg: IQLPolicyConfig, obs_dim: int, act_dim: int) -> IQLCritic:
     """The IQL critic described by cfg."""
     ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
-                        expectile=cfg.expectile)
-    return IQLCritic(obs_dim, act_dim, ccfg)
+                        expectile=cfg.expectile, value_init=cfg.critic_value_init)
+    critic = IQLCritic(obs_dim, act_dim, ccfg)
+    if cfg.critic_init:
+        try:
+            critic.load_state_dict(torch.load(cfg.critic_init, weights_only=True, map_location="cpu"))
+        except (OSError, RuntimeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"critic_init {cfg.critic_init!r} is not an IQL critic state_dict of this size "
+                             f"(critic_hidden={tuple(cfg.critic_hidden)}, obs {obs_dim}, act {act_dim}): {first}") from None
+    return critic
 
 
 def critic_due(cfg: IQLPolicyConfig, step: int) -> bool:
