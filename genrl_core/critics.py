@@ -31,16 +31,15 @@ class _ValueInit(nn.Module):
     def __init__(self, enabled: bool):
         super().__init__()
         self.register_buffer("done", torch.tensor(not enabled))
-        self._done_cache = not enabled  # host copy; read from the buffer once after a load
+        self._done_cache = not enabled  # host copy of `done` (no device read in the training loop)
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        super()._load_from_state_dict(*args, **kwargs)
-        self._done_cache = None
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "done" in state_dict:  # read at load time, never inside an update
+            self._done_cache = bool(state_dict[prefix + "done"])
 
     @torch.no_grad()
     def __call__(self, reward: torch.Tensor, gamma: float, *heads: nn.Sequential) -> None:
-        if self._done_cache is None:
-            self._done_cache = bool(self.done)
         if self._done_cache:
             return
         for head in heads:

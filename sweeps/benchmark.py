@@ -1,5 +1,5 @@
-"""Tables 3 and 11 (GMPO-GVP and GMPG-VPSDE on D4RL locomotion and AntMaze, Table 8's beta per task) and
-GTP's Table 2 (GTP on the same tasks), all in one sweep.
+"""Tables 3 and 11 (GMPO-GVP and GMPG-VPSDE on D4RL locomotion and AntMaze, Table 8's beta per task), the
+baselines of Table 3 (SfBC, QGPO, IDQL, SRPO, Diffusion-QL) and GTP's Table 2 (GTP on the same tasks), in one sweep.
 
     python sweeps/benchmark.py                          # smoke: three Pendulum stand-in tasks
     python sweeps/benchmark.py --preset paper           # 9 locomotion + 6 AntMaze tasks, 5 seeds
@@ -14,6 +14,9 @@ from tune_jobs import config as C
 from tune_jobs.runner import Plan, main
 
 GMP = [("gmpo", "gvp"), ("gmpg", "vpsde")]
+# the paper's baselines (Table 3 rows; Appendix C), each with its paper model: VPSDE (Diffusion-QL's DDPM is a VP too)
+BASELINES = [("sfbc", "vpsde"), ("qgpo", "vpsde"), ("idql", "vpsde"), ("srpo", "vpsde"), ("dql", "vpsde")]
+IQL_BASED = {"gmpo", "gmpg", "idql", "srpo"}  # the algorithms with an IQL expectile
 SMOKE_TASKS = ["halfcheetah-medium-v2", "hopper-medium-replay-v2", "walker2d-medium-expert-v2"]
 ANTMAZE = {"expectile": 0.9}  # Table 7: IQL expectile 0.9 on AntMaze
 ANTMAZE_RUN = {"eval_episodes": 50}
@@ -31,8 +34,11 @@ def _gtp_available() -> bool:
 
 def _variants(preset: str, task: str) -> list[dict]:
     antmaze = task.startswith("antmaze")
-    out = [C.variant(preset, a, m, task=task, beta=C.table8_beta(task, a), **(ANTMAZE if antmaze else {}),
-                     **(ANTMAZE_RUN if antmaze and preset == "paper" else {})) for a, m in GMP]
+    run = ANTMAZE_RUN if antmaze and preset == "paper" else {}
+    out = [C.variant(preset, a, m, task=task, beta=C.table8_beta(task, a), **(ANTMAZE if antmaze else {}), **run)
+           for a, m in GMP]
+    out += [C.variant(preset, a, m, task=task, **(ANTMAZE if antmaze and a in IQL_BASED else {}), **run)
+            for a, m in BASELINES]
     if _gtp_available():
         out.append(C.variant(preset, "gtp", task=task, **(ANTMAZE_RUN if antmaze and preset == "paper" else {})))
     return out

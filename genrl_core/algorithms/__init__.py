@@ -11,6 +11,11 @@ _REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "gmpg": ("genrl_core.algorithms.gmpg:GMPG", {}),
     "gtp": ("genrl_core.algorithms.gtp:GTP", {}),
     "gtp_bc": ("genrl_core.algorithms.gtp:GTP", {"eta": 0.0}),
+    "sfbc": ("genrl_core.algorithms.sfbc:SfBC", {}),
+    "idql": ("genrl_core.algorithms.idql:IDQL", {}),
+    "qgpo": ("genrl_core.algorithms.qgpo:QGPO", {}),
+    "srpo": ("genrl_core.algorithms.srpo:SRPO", {}),
+    "dql": ("genrl_core.algorithms.dql:DQL", {}),
 }
 
 
