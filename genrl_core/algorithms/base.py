@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genrl_core.critics import CriticConfig, IQLCritic
+from genrl_core.critics import CriticConfig, IQLCritic, warm_start
 from genrl_core.fast_sampling import fast_sample
 from genrl_core.generative import GenerativeModel
 from genrl_core.networks import make_backbone
@@ -108,12 +108,7 @@ def make_iql(cfg: IQLPolicyConfig, obs_dim: int, act_dim: int) -> IQLCritic:
                         expectile=cfg.expectile, value_init=cfg.critic_value_init)
     critic = IQLCritic(obs_dim, act_dim, ccfg)
     if cfg.critic_init:
-        try:
-            critic.load_state_dict(torch.load(cfg.critic_init, weights_only=True, map_location="cpu"))
-        except (OSError, RuntimeError) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(f"critic_init {cfg.critic_init!r} is not an IQL critic state_dict of this size "
-                             f"(critic_hidden={tuple(cfg.critic_hidden)}, obs {obs_dim}, act {act_dim}): {first}") from None
+        warm_start(cfg.critic_init, critic, critic.v)
     return critic
 
 

@@ -15,7 +15,7 @@ import torch
 
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import ema_update, frozen_copy
-from genrl_core.critics import CriticConfig, TDCritic, expectile_loss
+from genrl_core.critics import CriticConfig, TDCritic, expectile_loss, warm_start
 from genrl_core.flow_map import FlowMap, karras_grid
 from genrl_core.networks import VNet
 
@@ -63,6 +63,8 @@ class GTPConfig:
     critic_lr: float = 3e-4  # Adam learning rate of the critic
     gamma: float = 0.99  # discount factor
     critic_tau: float = 0.005  # Polyak rate of the target Q
+    critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's)
+    critic_init: str = ""  # pretrained IQL critic file whose Q (and V) warm-start the TD critic (a choice); "" = none
 
     def __post_init__(self) -> None:
         for name, value, valid in (("teacher", self.teacher, TEACHERS), ("q_term", self.q_term, Q_TERMS),
@@ -114,10 +116,12 @@ class GTP(Agent):
         # GTP-BC (eta = 0 with the exp weight) has no critic: it could not affect the actor
         self.uses_critic = cfg.q_term == "linear" or cfg.eta != 0.0
         critic_cfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma,
-                                  tau=cfg.critic_tau, expectile=cfg.expectile)
+                                  tau=cfg.critic_tau, expectile=cfg.expectile, value_init=cfg.critic_value_init)
         self.critic = TDCritic(obs_dim, act_dim, critic_cfg) if self.uses_critic else None
         self.v = VNet(obs_dim, tuple(cfg.critic_hidden)) if self.uses_critic and cfg.v_source == "expectile" else None
         self.v_opt = torch.optim.Adam(self.v.parameters(), lr=cfg.critic_lr) if self.v is not None else None
+        if cfg.critic_init and self.uses_critic:
+            warm_start(cfg.critic_init, self.critic, self.v)
 
     def _ema_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """Clipped K-step samples from the EMA actor."""

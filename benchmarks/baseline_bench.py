@@ -1,0 +1,78 @@
+"""Update steps/s and actions/s of the baselines (SfBC, IDQL, QGPO, SRPO, Diffusion-QL) beside GMPO's, at hopper
+size (obs 11, action 3) with the default residual U-Net backbone and each algorithm's default config.
+
+Updates are timed on a `--batch` (default 4096, the paper's) in each algorithm's main phase (after behaviour
+pretraining); actions/s on `--act-batch` states (default 256, as the sweeps report). Each figure is the mean over
+`--reps` calls after one warm-up call. `--json PATH` writes the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Callable
+
+import torch
+
+from genrl_core.train import build_agent
+
+OBS, ACT = 11, 3
+ALGOS = ("gmpo", "sfbc", "idql", "qgpo", "srpo", "dql")
+MAIN_PHASE = {"gmpo": 0, "sfbc": 10**9, "idql": 0, "qgpo": 10**9, "srpo": 10**9, "dql": 0}  # step of the timed update
+
+
+def batch_of(n: int, device: str) -> dict[str, torch.Tensor]:
+    """A random hopper-sized transition batch."""
+    return {"obs": torch.randn(n, OBS, device=device), "action": torch.rand(n, ACT, device=device) * 2 - 1,
+            "reward": torch.randn(n, device=device), "next_obs": torch.randn(n, OBS, device=device),
+            "terminal": torch.zeros(n, device=device)}
+
+
+def rate(fn: Callable[[], object], reps: int, device: str) -> float:
+    """Calls per second after one warm-up call (synchronised on CUDA)."""
+    fn()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    sync()
+    return reps / (time.perf_counter() - t0)
+
+
+def measure(algo: str, batch: dict[str, torch.Tensor], obs: torch.Tensor, reps: int, device: str) -> dict[str, float]:
+    """Update steps/s and actions/s of one algorithm with its default config."""
+    agent = build_agent(algo, OBS, ACT).to(device)
+    step = MAIN_PHASE[algo]
+    with torch.no_grad():
+        acts = rate(lambda: agent.act(obs), reps, device) * obs.shape[0]
+    return {"updates_per_s": rate(lambda: agent.update(batch, step), reps, device), "actions_per_s": acts}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=4096, help="transitions per update")
+    p.add_argument("--act-batch", type=int, default=256, help="states per act() call")
+    p.add_argument("--reps", type=int, default=3, help="timed calls per figure")
+    p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", default=None, help="write the figures here")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batch, obs = batch_of(args.batch, args.device), torch.randn(args.act_batch, OBS, device=args.device)
+    res = {a: measure(a, batch, obs, args.reps, args.device) for a in args.algos}
+    print(f"device {args.device}, batch {args.batch}, act batch {args.act_batch}, torch threads "
+          f"{torch.get_num_threads()}, reps {args.reps}")
+    print(f"{'algorithm':>10} {'updates/s':>10} {'ms/update':>10} {'actions/s':>10}")
+    for algo, r in res.items():
+        print(f"{algo:>10} {r['updates_per_s']:10.3f} {1e3 / r['updates_per_s']:10.1f} {r['actions_per_s']:10.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": args.device, "batch": args.batch, "act_batch": args.act_batch, **res}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""QGPO (Lu et al. 2023; paper Appendix C.2, Eqs. 30-31, Table 2): Q-guided policy optimisation.
+
+A behaviour diffusion model, a double Q by in-support Q-learning (Eq. 29, as QGPO does; not IQL), and an energy
+model E_phi(s, a_t, t) fitted by contrastive energy prediction over K behaviour samples per state (Eq. 30).
+Actions follow the guided score grad log mu_t + s grad_a E_phi (Eq. 31) from noise to data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from genrl_core import solvers
+from genrl_core.algorithms.behaviour import InSupportAgent, InSupportConfig, check_min, sample_candidates
+from genrl_core.networks import GaussianFourierEmbedding, mlp
+from genrl_core.paths import make_path
+
+GUIDED_SOLVERS = (*solvers.FIXED_STEP, "dpm2")
+
+
+@dataclass
+class QGPOConfig(InSupportConfig):
+    """QGPO: behaviour model and in-support Q (InSupportConfig), the energy model and its guidance."""
+
+    beta: float = 3.0  # CEP temperature: targets softmax(beta Q) over the K samples of a state (Eq. 30)
+    energy_candidates: int = 16  # K behaviour samples per state in contrastive energy prediction (QGPO: 16)
+    guidance_scale: float = 1.0  # s in grad log mu_t + s grad E_phi when sampling (Eq. 31: 1)
+    energy_hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of the energy MLP
+    energy_lr: float = 1e-4  # Adam learning rate of the energy model (paper Table 7's rate)
+
+
+class EnergyNet(nn.Module):
+    """E_phi(s, a_t, t): an MLP on concat(a_t, Fourier features of t, s) returning [B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], t_dim: int = 32):
+        super().__init__()
+        self.t_embed = GaussianFourierEmbedding(t_dim)
+        self.net = mlp([act_dim + t_dim + obs_dim, *hidden, 1])
+
+    def forward(self, act: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        t = t.expand(act.shape[0]) if t.dim() == 0 else t
+        return self.net(torch.cat([act, self.t_embed(t), obs], dim=-1)).squeeze(-1)
+
+
+class QGPO(InSupportAgent):
+    """Behaviour model + in-support Q + energy guidance; diffusion paths only (paper Appendix C.2)."""
+
+    config_class = QGPOConfig
+    name = "QGPO"
+
+    def __init__(self, cfg: QGPOConfig, obs_dim: int, act_dim: int):
+        if not make_path(cfg.path).is_diffusion:
+            raise ValueError(f"QGPO needs a diffusion path (vpsde or gvp), got {cfg.path!r}: its energy guidance "
+                             "adds to the behaviour's score, which flow models do not give (paper Appendix C.2)")
+        if cfg.solver not in GUIDED_SOLVERS:
+            raise ValueError(f"QGPO: guided sampling needs a fixed-step solver, got {cfg.solver!r}; "
+                             f"valid: {list(GUIDED_SOLVERS)}")
+        check_min("QGPO", "beta", cfg.beta, 0.0)
+        check_min("QGPO", "energy_candidates", cfg.energy_candidates, 2)
+        super().__init__(cfg, obs_dim, act_dim)
+        self.energy = EnergyNet(obs_dim, act_dim, tuple(cfg.energy_hidden))
+        self.energy_opt = torch.optim.Adam(self.energy.parameters(), lr=cfg.energy_lr)
+
+    def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """Behaviour matching first; then an in-support TD step and a CEP step of the energy model."""
+        out = super().update(batch, step)
+        if step >= self.cfg.behaviour_steps:
+            loss = self.cep_loss(batch["obs"])
+            self.energy_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.energy_opt.step()
+            out["energy_loss"] = loss.detach()
+        return out
+
+    def cep_loss(self, obs: torch.Tensor) -> torch.Tensor:
+        """Eq. 30: cross-entropy between softmax(beta Q) and softmax(E_phi(s, a_i,t, t)) over K behaviour samples,
+        one diffusion time per state shared by its K samples."""
+        c, k = self.cfg, self.cfg.energy_candidates
+        obs_k, act_k = sample_candidates(self.behaviour, obs, k, c.solver, c.train_sampling_steps)
+        with torch.no_grad():
+            target = torch.softmax(c.beta * self.critic.q_value(obs_k, act_k, target=True).view(-1, k), dim=1)
+        b = self.behaviour
+        t = (b.t_min + (b.t_max - b.t_min) * torch.rand(obs.shape[0], device=obs.device)).repeat_interleave(k)
+        act_t = b.path.sample_xt(act_k, t)[0]
+        logits = self.energy(act_t, t, obs_k).view(-1, k)
+        return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+    def energy_grad(self, act_t: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """grad_a E_phi(s, a_t, t), computed even under no_grad."""
+        with torch.enable_grad():
+            x = act_t.detach().requires_grad_(True)
+            return torch.autograd.grad(self.energy(x, t, obs).sum(), x)[0]
+
+    def guided_eps(self, obs: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Eq. 31 as a noise prediction: eps_mu - sigma_t s grad E (score = -eps / sigma_t)."""
+        b, s = self.behaviour, self.cfg.guidance_scale
+        return lambda t, x: b.eps(x, t, obs) - b.path.sigma(t) * s * self.energy_grad(x, t, obs)
+
+    def guided_velocity(self, obs: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Eq. 31 in the probability-flow ODE: v_mu - g^2(t) / 2 * s grad E (v = f x - g^2 / 2 * score)."""
+        b, s = self.behaviour, self.cfg.guidance_scale
+        return lambda t, x: b.velocity(x, t, obs) - 0.5 * b.path.g2(t) * s * self.energy_grad(x, t, obs)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        b, c = self.behaviour, self.cfg
+        x = torch.randn(obs.shape[0], b.x_dim, device=obs.device, dtype=obs.dtype) * b.prior_std
+        t_start = min(b.t_max, 1.0 - b.t_min)  # g^2 and the eps <-> score map are singular where alpha_t = 0
+        grid = solvers.time_grid(t_start, b.t_min, c.sampling_steps, obs.device, obs.dtype)
+        if c.solver == "dpm2":
+            return solvers.dpm_solver_2(self.guided_eps(obs), x, grid, b.path)
+        return solvers.integrate(self.guided_velocity(obs), x, grid, c.solver)

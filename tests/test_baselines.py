@@ -1,0 +1,163 @@
+"""The baselines SfBC, IDQL, QGPO, SRPO and Diffusion-QL (paper Appendix C) on the toy bandits, their checkpoints,
+their command line and their config errors.
+
+The behaviour model of SfBC / IDQL / QGPO / SRPO starts as a copy of BC's (trained once per bandit), so each test
+runs the algorithm's own update() for its second phase only. Where a test is about policy extraction rather than
+Q-learning, the critic is the bandit's exact value (ExactTD); every algorithm also has a test with its real critic.
+"""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from genrl_core import bandits
+from genrl_core.data import load
+from genrl_core.train import build_agent, train, train_steps
+
+POLICY = {"backbone": "resunet", "widths": (64, 64), "lr": 2e-3, "path": "vpsde", "prediction": "velocity",
+          "sampling_steps": 16}
+CRITIC = {"critic_hidden": (128, 128), "critic_lr": 1e-3}
+PRETRAIN = 1000  # BC steps of the shared behaviour model
+IN_SUPPORT = {"behaviour_steps": PRETRAIN, "target_candidates": 2, "train_sampling_steps": 4}
+QGPO = {**IN_SUPPORT, "energy_candidates": 8, "energy_hidden": (128, 128), "energy_lr": 1e-3, "beta": 5.0}
+SRPO = {"behaviour_steps": PRETRAIN, "actor_hidden": (64, 64), "actor_lr": 1e-3, "beta": 0.3}
+DQL = {"sampling_steps": 5, "ema_tau": 0.05}
+# algorithm -> bandit -> (first step, steps, exact critic, config): first step PRETRAIN skips behaviour training
+RUNS = {
+    "sfbc": {"swissroll": (PRETRAIN, 300, False, {**IN_SUPPORT, "candidates": 16}),
+             "multimodal": (PRETRAIN, 300, False, {**IN_SUPPORT, "candidates": 16})},
+    "idql": {"swissroll": (0, 300, False, {"candidates": 16, "expectile": 0.95}),
+             "multimodal": (0, 300, False, {"candidates": 16, "expectile": 0.95})},
+    "qgpo": {"swissroll": (PRETRAIN, 200, False, QGPO), "multimodal": (PRETRAIN, 200, True, QGPO)},
+    "srpo": {"swissroll": (PRETRAIN - 300, 600, False, SRPO), "multimodal": (PRETRAIN, 300, True, SRPO)},
+    "dql": {"swissroll": (0, 400, False, {**DQL, "eta": 1.0}), "multimodal": (0, 400, True, {**DQL, "eta": 0.3})},
+}
+TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 3, "loglik_steps": 3, "critic_hidden": (32, 32)}
+TINY_EXTRA = {"sfbc": {"behaviour_steps": 2, "target_candidates": 2, "candidates": 3, "train_sampling_steps": 2},
+              "idql": {"candidates": 3}, "dql": {"candidates": 3},
+              "qgpo": {"behaviour_steps": 2, "target_candidates": 2, "energy_candidates": 3, "train_sampling_steps": 2,
+                       "energy_hidden": (32, 32)},
+              "srpo": {"behaviour_steps": 2, "actor_hidden": (32, 32), "actor": "gaussian"}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these small models only lose time to thread contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ExactTD(bandits.ExactCritic):
+    """The bandit's exact value with the update signature of both critics (it learns nothing)."""
+
+    def update(self, batch, *args):
+        return {}
+
+
+def figures(agent, name: str, n: int = 1000) -> tuple[float, float]:
+    """(mean true value, fraction within 0.25 of the best mode) of the agent's actions."""
+    torch.manual_seed(7)
+    acts = agent.act(torch.zeros(n, 1))
+    return float(bandits.value(name, acts).mean()), bandits.fraction_near_best(acts, 0.25, name)
+
+
+@pytest.fixture(scope="module")
+def bc():
+    """BC on each bandit: the baselines' shared behaviour model and the reference figures."""
+    out = {}
+    for name in ("swissroll", "multimodal"):
+        torch.manual_seed(0)
+        agent = build_agent("bc", 1, 2, POLICY)
+        train_steps(agent, load(f"toy/{name}-v0"), 0, PRETRAIN, 256, torch.Generator().manual_seed(0)).read()
+        out[name] = (agent, figures(agent, name))
+    return out
+
+
+def run(algo: str, name: str, bc_agent) -> tuple[float, float]:
+    """Train algo on a bandit as RUNS says; its figures."""
+    start, steps, exact, extra = RUNS[algo][name]
+    data = load(f"toy/{name}-v0")
+    torch.manual_seed(0)
+    agent = build_agent(algo, 1, 2, {**POLICY, **CRITIC, **extra})
+    if hasattr(agent, "behaviour"):
+        agent.behaviour.load_state_dict(bc_agent.policy.state_dict())
+    if exact:
+        agent.critic = ExactTD(name, float(data.reward.mean()))
+    train_steps(agent, data, start, start + steps, 256, torch.Generator().manual_seed(1)).read()
+    return figures(agent, name)
+
+
+@pytest.mark.parametrize("algo", list(RUNS))
+def test_swissroll_value_clearly_above_bc(algo, bc):
+    bc_value = bc["swissroll"][1][0]  # about -1.0, the data's mean value
+    value, _ = run(algo, "swissroll", bc["swissroll"][0])
+    assert value > bc_value + 0.5, (algo, value, bc_value)
+
+
+@pytest.mark.parametrize("algo", list(RUNS))
+def test_multimodal_mass_on_best_mode(algo, bc):
+    bc_near = bc["multimodal"][1][1]  # the data put 1/4 of its mass on each mode; BC's blur leaves less near one
+    value, near = run(algo, "multimodal", bc["multimodal"][0])
+    assert bc_near < 0.35 and near > 0.5, (algo, near, bc_near, value)
+
+
+def tiny(algo: str):
+    torch.manual_seed(0)
+    return build_agent(algo, 1, 2, {**TINY, **TINY_EXTRA[algo]})
+
+
+@pytest.mark.parametrize("algo", list(RUNS))
+def test_checkpoint_round_trip_gives_the_same_actions(algo):
+    data = load("toy/multimodal-v0")
+    agent = tiny(algo)
+    train_steps(agent, data, 0, 4, 32, torch.Generator().manual_seed(0)).read()  # through both phases
+    buf = io.BytesIO()
+    torch.save(agent.full_state(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    assert state["optim"] and all(v["state"] for v in state["optim"].values()), list(state["optim"])
+    twin = tiny(algo)
+    twin.load_full_state(state)
+    obs = torch.zeros(8, 1)
+    torch.manual_seed(3)
+    a = agent.act(obs)
+    torch.manual_seed(3)
+    assert torch.equal(a, twin.act(obs))
+
+
+@pytest.mark.parametrize("algo", list(RUNS))
+def test_trainer_runs_each_baseline(algo):
+    rows = train(algo, "toy/multimodal-v0", steps=4, batch_size=32, eval_every=4, log=None,
+                 overrides={**TINY, **TINY_EXTRA[algo]})
+    assert rows[-1]["step"] == 4 and rows[-1]["return_mean"] == rows[-1]["return_mean"]  # finite value
+
+
+def test_cli_help_lists_the_baseline_fields():
+    out = subprocess.run([sys.executable, "-m", "genrl_core.train", "--algo", "qgpo", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--energy-candidates", "--guidance-scale", "--target-candidates", "--behaviour-steps"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("algo, overrides, message", [
+    ("qgpo", {"path": "icfm", "prediction": "velocity"}, "QGPO needs a diffusion path (vpsde or gvp), got 'icfm'"),
+    ("qgpo", {"path": "linear"}, "paper Appendix C.2"),
+    ("qgpo", {"solver": "dopri5"}, "QGPO: guided sampling needs a fixed-step solver, got 'dopri5'"),
+    ("srpo", {"path": "icfm"}, "SRPO needs a diffusion path (vpsde or gvp), got 'icfm'"),
+    ("srpo", {"actor": "beta"}, "SRPO: unknown actor 'beta'; valid: ['deterministic', 'gaussian']"),
+    ("sfbc", {"select": "best"}, "SfBC: unknown select 'best'; valid: ['argmax', 'softmax']"),
+    ("sfbc", {"target": "mean"}, "SfBC: unknown target 'mean'; valid: ['softmax', 'max']"),
+    ("idql", {"select": "softmax"}, "IDQL: unknown select 'softmax'; valid: ['implicit', 'argmax']"),
+    ("idql", {"candidates": 0}, "IDQL: candidates must be >= 1, got 0"),
+    ("dql", {"eta": -1.0}, "Diffusion-QL: eta must be >= 0.0, got -1.0"),
+])
+def test_bad_configs_are_one_clear_line(algo, overrides, message):
+    with pytest.raises(ValueError) as err:
+        build_agent(algo, 1, 2, {**TINY, **overrides})
+    assert message in str(err.value) and "\n" not in str(err.value)
