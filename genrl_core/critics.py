@@ -38,6 +38,11 @@ class _ValueInit(nn.Module):
         if prefix + "done" in state_dict:  # read at load time, never inside an update
             self._done_cache = bool(state_dict[prefix + "done"])
 
+    def mark_done(self) -> None:
+        """The heads already hold values (e.g. loaded from a pretrained critic): never initialise them."""
+        self.done.fill_(True)
+        self._done_cache = True
+
     @torch.no_grad()
     def __call__(self, reward: torch.Tensor, gamma: float, *heads: nn.Sequential) -> None:
         if self._done_cache:
@@ -63,6 +68,20 @@ def pretrain_iql(critic: "IQLCritic", sample: Callable[[], dict[str, torch.Tenso
     for _ in range(steps):
         critic.update(sample())
     return critic
+
+
+def warm_start(path: str, critic: nn.Module, v: nn.Module | None = None) -> None:
+    """Load Q, target Q (and V) of an IQL critic saved with torch.save(critic.state_dict(), path) into `critic`."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        for name, module in (("q", critic.q), ("q_target", critic.q_target), ("v", v)):
+            if module is not None:
+                module.load_state_dict({k[len(name) + 1:]: t for k, t in state.items() if k.startswith(name + ".")})
+    except (OSError, RuntimeError, KeyError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"critic_init {path!r} is not an IQL critic state_dict of this size "
+                         f"(save one with torch.save(critic.state_dict(), path)): {first}") from None
+    critic.value_init.mark_done()
 
 
 class IQLCritic(nn.Module):

@@ -58,6 +58,17 @@ def normalized_score(returns: np.ndarray, ref_min_score: float | None,
     return float((returns.mean() - ref_min_score) * scale), float(returns.std() * scale)
 
 
+def dataset_score(dataset_id: str) -> float:
+    """Normalised score of a Minari dataset's own episodes (the behaviour policy's score)."""
+    import minari  # noqa: PLC0415  (kept out of the module's import time)
+
+    from genrl_core.data import load  # noqa: PLC0415
+
+    data = load(dataset_id)
+    returns = np.array([float(np.sum(ep.rewards)) for ep in minari.load_dataset(dataset_id).iterate_episodes()])
+    return normalized_score(returns, data.ref_min_score, data.ref_max_score)[0]
+
+
 def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int, device: str | torch.device,
              obs_normalizer: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[list[float], int]:
     """Run until every copy i has finished quotas[i] episodes; return the episode returns and env steps."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import os
 
-import minari
 import numpy as np
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from genrl_core import bandits
 from genrl_core.algorithms.gtp import GTP, GTPConfig, advantage_weight, discretisation, sample_times
 from genrl_core.data import load
-from genrl_core.evaluation import evaluate_dataset, normalized_score
+from genrl_core.evaluation import dataset_score, evaluate_dataset
 from genrl_core.flow_map import FlowMap, karras_grid
 from genrl_core.metrics import energy_distance, mean_nearest_distance
 from genrl_core.train import build_agent, train
@@ -168,13 +167,6 @@ PENDULUM_CFG = dict(FAST, n_end=40, hidden=SMALL, sampling_steps=2, max_action=2
                     critic_hidden=(256, 256))
 
 
-def _behaviour_score(dataset_id: str) -> float:
-    """Normalised score of the dataset's own episodes."""
-    data = load(dataset_id)
-    returns = np.array([ep.rewards.sum() for ep in minari.load_dataset(dataset_id).iterate_episodes()])
-    return normalized_score(returns, data.ref_min_score, data.ref_max_score)[0]
-
-
 def _score_with_k(out: str, dataset_id: str, k: int, seed: int) -> float:
     """Score of the checkpointed GTP agent acting with K = k flow-map jumps."""
     data = load(dataset_id)
@@ -187,7 +179,7 @@ def _score_with_k(out: str, dataset_id: str, k: int, seed: int) -> float:
 @pytest.mark.skipif(os.environ.get("GTP_PENDULUM_TEST") != "1", reason="~15 min on CPU; set GTP_PENDULUM_TEST=1")
 def test_pendulum_medium_gtp_beats_gtp_bc_and_behaviour(pendulum_datasets: dict, tmp_path) -> None:
     dataset_id = pendulum_datasets["medium"]
-    behaviour = _behaviour_score(dataset_id)
+    behaviour = dataset_score(dataset_id)
     scores: dict[str, list[float]] = {"gtp_K2": [], "gtp_K5": [], "gtp_bc": []}
     for seed in PENDULUM_SEEDS:
         out = str(tmp_path / f"gtp{seed}")
