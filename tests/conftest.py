@@ -8,11 +8,16 @@ import tempfile
 import time
 
 import pytest
+import torch
 
 _MINARI_ROOT = tempfile.mkdtemp(prefix="genrl-test-minari-")
 os.environ["MINARI_DATASETS_PATH"] = _MINARI_ROOT
 atexit.register(shutil.rmtree, _MINARI_ROOT, ignore_errors=True)
 
+from genrl_core.algorithms.base import IQLPolicyConfig, make_iql  # noqa: E402
+from genrl_core.common import seed_everything  # noqa: E402
+from genrl_core.critics import pretrain_iql  # noqa: E402
+from genrl_core.data import load  # noqa: E402
 from genrl_core.datasets_local import KINDS, make_datasets  # noqa: E402  (after MINARI_DATASETS_PATH is set)
 from genrl_core.sac import SACConfig  # noqa: E402
 
@@ -50,3 +55,22 @@ def pendulum_datasets() -> dict[str, str]:
 def hopper_datasets() -> dict[str, str]:
     """kind -> Minari id of tiny Hopper-v5 datasets of all five kinds (for loading checks only)."""
     return _make_timed("Hopper-v5", "hopper", HOPPER_BUDGET)
+
+
+# The IQL critic every Pendulum policy test starts from (critic_init): Algorithm 1's first loop, run once. With
+# gamma 0.99 a critic needs ~10k steps before its Q depends on the action at all, hence value_init, a faster
+# target (tau 0.02) and a higher learning rate than the paper's 1e-4.
+PENDULUM_CRITIC = dict(critic_lr=1e-3, critic_tau=0.02, critic_value_init=True)
+PENDULUM_CRITIC_STEPS = 12_000
+
+
+@pytest.fixture(scope="session")
+def critic_file(pendulum_datasets: dict, tmp_path_factory) -> str:
+    """Path of an IQL critic pretrained (seed 0) on the Pendulum medium set, for critic_init."""
+    data = load(pendulum_datasets["medium"])
+    gen = seed_everything(0)
+    critic = make_iql(IQLPolicyConfig(**PENDULUM_CRITIC), data.obs_dim, data.act_dim)
+    pretrain_iql(critic, lambda: data.sample(256, gen), PENDULUM_CRITIC_STEPS)
+    path = str(tmp_path_factory.mktemp("critic") / "iql.pt")
+    torch.save(critic.state_dict(), path)
+    return path

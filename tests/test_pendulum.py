@@ -10,34 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from genrl_core.algorithms.base import IQLPolicyConfig, make_iql
-from genrl_core.common import seed_everything
-from genrl_core.critics import pretrain_iql
-from genrl_core.data import load
+from conftest import PENDULUM_CRITIC as CRITIC
 from genrl_core.evaluation import dataset_score
 from genrl_core.train import train
 
 SEEDS = (0, 1, 2)
-CRITIC = dict(critic_lr=1e-3, critic_tau=0.02, critic_value_init=True)
-CRITIC_STEPS = 12_000
 POLICY = dict(backbone="mlp", widths=(256, 256, 256), lr=1e-3, sampling_steps=16, critic_steps=0,
               critic_alongside=False, loglik_steps=8)
 STEPS = {"bc": 3000, "gmpo": 3000, "gmpg": 3600}  # GMPG: 3000 behaviour-cloning steps of mu, then 600 of Eq. 8
 GMPG = dict(beta=1.0, behaviour_steps=3000, behaviour_lr=1e-3, lr=1e-4, train_steps=16, trace="exact")
-
-
-@pytest.fixture(scope="module")
-def critic_file(pendulum_datasets: dict, tmp_path_factory) -> str:
-    """An IQL critic pretrained on the medium set, saved where critic_init can load it."""
-    data = load(pendulum_datasets["medium"])
-    gen = seed_everything(0)
-    critic = make_iql(IQLPolicyConfig(**CRITIC), data.obs_dim, data.act_dim)
-    pretrain_iql(critic, lambda: data.sample(256, gen), CRITIC_STEPS)
-    path = str(tmp_path_factory.mktemp("critic") / "iql.pt")
-    torch.save(critic.state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
