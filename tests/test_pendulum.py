@@ -8,18 +8,23 @@ propagated over the 1 / (1 - gamma) horizon), hence value_init and a faster targ
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+import torch
 
 from conftest import PENDULUM_CRITIC as CRITIC
-from genrl_core.evaluation import dataset_score
-from genrl_core.train import train
+from genrl_core.data import load
+from genrl_core.evaluation import dataset_score, evaluate_dataset
+from genrl_core.train import build_agent, train
 
 SEEDS = (0, 1, 2)
 POLICY = dict(backbone="mlp", widths=(256, 256, 256), lr=1e-3, sampling_steps=16, critic_steps=0,
               critic_alongside=False, loglik_steps=8)
-STEPS = {"bc": 3000, "gmpo": 3000, "gmpg": 3600}  # GMPG: 3000 behaviour-cloning steps of mu, then 600 of Eq. 8
-GMPG = dict(beta=1.0, behaviour_steps=3000, behaviour_lr=1e-3, lr=1e-4, train_steps=16, trace="exact")
+STEPS = {"bc": 3000, "gmpo": 3000, "gmpg": 3300}  # GMPG: 3000 behaviour-cloning steps of mu, then 300 of Eq. 8
+# T = 8 training steps (the paper: 32 and up) keep a policy-gradient step ~0.15 s; the trace is exact (1-D actions)
+GMPG = dict(beta=1.0, behaviour_steps=3000, behaviour_lr=1e-3, lr=3e-4, train_steps=8, trace="exact")
 
 
 @pytest.fixture(scope="module")
@@ -46,5 +51,50 @@ def test_gmpo_beats_bc_and_the_behaviour_policy(pendulum_datasets: dict, critic_
 def test_gmpg_beats_bc_and_the_behaviour_policy(pendulum_datasets: dict, critic_file: str, baseline: dict) -> None:
     gmpg = scores("gmpg", pendulum_datasets["medium"], {**POLICY, **CRITIC, **GMPG, "critic_init": critic_file})
     print(f"Pendulum medium: {baseline}, GMPG {gmpg}")
-    # measured: GMPG (beta 1, T = 16, exact trace) 93.8 on seed 0 after 600 policy-gradient steps
+    # measured on seed 0: 79 after 200 policy-gradient steps, 78 after 400 (T = 16, lr 1e-4: 94 after 600)
     assert np.mean(gmpg) > baseline["bc"] + 15 and np.mean(gmpg) > baseline["behaviour"] + 15, (gmpg, baseline)
+
+
+# ---------------------------------------------------------------- GTP (flow-map policy) on the same critic
+# Reduced budget (the 20k-step version, with GTP's critic trained from zero, is test_gtp.py's long test). Choices:
+# - critic_lr 0: GTP's TD critic and expectile V stay the pretrained IQL critic's Q and V (critic_file), as GMPO's
+#   critic_alongside=False above; GTP's critic step still runs, with a zero step size. Training them on from that
+#   start (GTP's joint TD learning, target action from the EMA actor) wrecks their action ranking while the actor is
+#   still untrained: seed 0, 2000 steps, measured 26 (critic_lr 1e-3) and 12 (1e-4, w_max 100) against 71 frozen.
+# - w_max 10 (the paper gives no clamp; the default 100 is a choice too): with eta 5 ~4% of the weights exceed 100
+#   and the batch mean weight jumps between ~5 and ~50, so the actor learns slower than GTP-BC for ~1000 steps
+#   (seed 0 at 2000 steps: 45 with w_max 100, 71 with w_max 10).
+# - actor_lr 3e-3, ema_tau 0.02 (acting and the teacher use the EMA actor): GTP-BC reaches the behaviour's score in
+#   ~1000 steps instead of ~3000 (1e-3, 0.005); T = 10, n_end 40 and 128 x 3 widths as in test_gtp.py.
+# GTP-BC gets the same actor settings and the same number of steps. Acting uses K = 2 jumps; the same trained agent
+# is scored again with K = 5.
+GTP_STEPS = 2000
+GTP_ACTOR = dict(t_max=10.0, n_end=40, hidden=(128, 128, 128), max_action=2.0, actor_lr=3e-3, ema_tau=0.02,
+                 sampling_steps=2)
+GTP_CRITIC = dict(critic_hidden=(256, 256), critic_lr=0.0, eta=5.0, w_max=10.0)
+
+
+def gtp_seed(dataset_id: str, critic_file: str, seed: int, out: str) -> dict[str, float]:
+    """One seed: GTP's final score acting with K = 2 and K = 5 (the same trained agent), and GTP-BC's (K = 2)."""
+    overrides = {**GTP_ACTOR, **GTP_CRITIC, "critic_init": critic_file}
+    k2 = train("gtp", dataset_id, steps=GTP_STEPS, seed=seed, eval_episodes=10, out=out, overrides=overrides,
+               log=None)[-1]["score_mean"]
+    data = load(dataset_id)
+    agent = build_agent("gtp", data.obs_dim, data.act_dim, {**overrides, "sampling_steps": 5})
+    agent.load_full_state(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)["agent"])
+    k5 = evaluate_dataset(agent.eval().act, data, 10, seed)["score_mean"]
+    bc = train("gtp_bc", dataset_id, steps=GTP_STEPS, seed=seed, eval_episodes=10, overrides=GTP_ACTOR,
+               log=None)[-1]["score_mean"]
+    return {"gtp_K2": k2, "gtp_K5": k5, "gtp_bc": bc}
+
+
+def test_gtp_beats_gtp_bc_and_the_behaviour_policy(pendulum_datasets: dict, critic_file: str, tmp_path) -> None:
+    dataset_id = pendulum_datasets["medium"]
+    behaviour = dataset_score(dataset_id)
+    runs = [gtp_seed(dataset_id, critic_file, s, str(tmp_path / f"gtp{s}")) for s in SEEDS]
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    print(f"Pendulum medium: per seed {runs}; means {mean}; behaviour {behaviour:.1f}")
+    # measured: see the closing note of the GTP issue; GTP-BC imitates the behaviour (~30)
+    assert mean["gtp_K2"] > mean["gtp_bc"] + 10 and mean["gtp_K2"] > behaviour + 10, (mean, behaviour)
+    # K = 2 close to K = 5 (10 episodes per seed, per-episode score std ~16: a few points of noise)
+    assert abs(mean["gtp_K2"] - mean["gtp_K5"]) < 10, mean
