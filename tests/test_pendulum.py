@@ -19,6 +19,9 @@ from genrl_core.data import load
 from genrl_core.evaluation import dataset_score, evaluate_dataset
 from genrl_core.train import build_agent, train
 
+# ~10 CPU-minutes with the critic pretraining: run by `make test-long`, not in the 20-minute `make test`
+pytestmark = pytest.mark.long
+
 SEEDS = (0, 1, 2)
 POLICY = dict(backbone="mlp", widths=(256, 256, 256), lr=1e-3, sampling_steps=16, critic_steps=0,
               critic_alongside=False, loglik_steps=8)
