@@ -14,7 +14,7 @@ import torch
 from genrl_core.algorithms.base import GenerativeAgent, PolicyConfig, make_policy
 from genrl_core.algorithms.behaviour import SELECTS, check_choice, check_min, select
 from genrl_core.common import ema_update, frozen_copy
-from genrl_core.critics import CriticConfig, TDCritic
+from genrl_core.critics import CriticConfig, TDCritic, warm_start
 
 
 @dataclass
@@ -36,6 +36,8 @@ class DQLConfig(PolicyConfig):
     critic_lr: float = 3e-4  # Adam learning rate of the double Q (Diffusion-QL: 3e-4)
     critic_tau: float = 0.005  # Polyak rate of the target Q
     critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q MLP
+    critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
+    critic_init: str = ""  # pretrained IQL critic file warm-starting Q and target Q (a choice); "" = from scratch
 
 
 class DQL(GenerativeAgent):
@@ -52,8 +54,11 @@ class DQL(GenerativeAgent):
         self.policy = make_policy(cfg, obs_dim, act_dim)
         self.ema = frozen_copy(self.policy)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
-        ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau)
+        ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
+                            value_init=cfg.critic_value_init)
         self.critic = TDCritic(obs_dim, act_dim, ccfg)
+        if cfg.critic_init:  # a warm start: Diffusion-QL's own TD learning (Eq. 36) continues from it
+            warm_start(cfg.critic_init, self.critic)
 
     def sample(self, obs: torch.Tensor, ema: bool = True, with_grad: bool = False) -> torch.Tensor:
         """Clipped samples of the EMA (or online) policy."""

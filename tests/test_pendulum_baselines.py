@@ -1,0 +1,84 @@
+"""Pendulum-v1 medium (made locally): each baseline (SfBC, IDQL, QGPO, SRPO, Diffusion-QL) scores above the
+behaviour policy, 3 seeds.
+
+Reduced budget. Every run starts from the IQL critic pretrained once by conftest's `critic_file` (a warm start:
+IDQL and SRPO keep it as their IQL critic, frozen here; SfBC, QGPO and Diffusion-QL load its Q into their TD
+critic and their own Q-learning continues from it), since a critic trained from zero needs ~10k steps on
+Pendulum before its Q depends on the action at all. Behaviour models and policies are small MLPs; the
+candidate counts and solver steps are cut well below the papers' (choices of this test, not the papers'):
+
+* IDQL: 3000 behaviour steps; acts by the highest-Q of 4 behaviour candidates (select="argmax"; the implicit
+  expectile weights |tau - 1(Q < V)| at tau 0.7 barely move the behaviour's score with this critic).
+* SfBC: 3000 behaviour steps, then 200 in-support TD steps (Eq. 29 with N = 4 candidates of 4 solver steps);
+  acts by the best of 4 candidates.
+* SRPO: 3000 behaviour steps, then 500 steps of the deterministic tanh policy, scaled to Pendulum's bound
+  (max_action 2). beta 10: Pendulum's Q is ~ -500 with an action effect of a few units, so after q_norm the
+  Q term at beta 1 is too weak against the score regulariser.
+* Diffusion-QL: eta 20 (same reason as SRPO's beta), actions clipped at Pendulum's bound (max_action 2), an ICFM
+  velocity policy (5 Euler steps from an untrained VPSDE eps model act poorly at this budget; a choice), a
+  slower critic (1e-4) and a faster EMA (0.05) so the early, untrained EMA policy does not wreck the warm start.
+* QGPO: NOT YET PASSING. Its energy model starts from zero and must learn the critic's action dependence itself
+  (what takes the critic ~10k steps): measured on seed 0 after 3000 behaviour steps, 1000 CEP steps (K = 8,
+  energy_lr 3e-3) score 27 at guidance 1 and -9 at guidance 3, vs 29 unguided; the case is an expected failure.
+
+Diffusion-QL and QGPO do not fit the 20-minute suite with 3 seeds (each of their steps samples the policy
+with gradient, or K behaviour samples, and they need more steps), so they are marked `long` (`make test-long`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import PENDULUM_CRITIC as CRITIC
+from genrl_core.evaluation import dataset_score
+from genrl_core.train import train
+
+# The whole file runs in `make test-long` for now: IDQL, SfBC and SRPO were meant for the 20-minute suite (~4 min
+# estimated for the three) but have not been timed on a quiet machine yet.
+pytestmark = pytest.mark.long
+
+SEEDS = (0, 1, 2)
+MARGIN = 10.0  # required mean score above the behaviour policy's
+MLP = dict(backbone="mlp", widths=(256, 256, 256), lr=1e-3, sampling_steps=8, loglik_steps=8)
+FROZEN_IQL = dict(critic_steps=0, critic_alongside=False)  # IDQL / SRPO: the pretrained IQL critic as it is
+
+# algo: (gradient steps, overrides)
+RUNS = {
+    "idql": (3000, dict(**FROZEN_IQL, select="argmax", candidates=4)),
+    "sfbc": (3200, dict(behaviour_steps=3000, target_candidates=4, train_sampling_steps=4, candidates=4,
+                        select="argmax")),
+    "srpo": (3500, dict(**FROZEN_IQL, behaviour_steps=3000, beta=10.0, max_action=2.0)),
+    "dql": (1500, dict(path="icfm", prediction="velocity", eta=20.0, max_action=2.0, critic_lr=1e-4,
+                       ema_tau=0.05, sampling_steps=5)),
+    "qgpo": (4000, dict(behaviour_steps=3000, target_candidates=2, train_sampling_steps=4, energy_candidates=8,
+                        energy_lr=3e-3, guidance_scale=1.0)),
+}
+LONG = ("dql", "qgpo")
+XFAIL = {"qgpo": "energy model not learnt at this budget (seed 0: 27 vs behaviour 30 after 1000 CEP steps)"}
+
+
+def _param(algo: str):
+    marks = [pytest.mark.long] if algo in LONG else []
+    if algo in XFAIL:
+        marks.append(pytest.mark.xfail(reason=XFAIL[algo], strict=False))
+    return pytest.param(algo, marks=marks)
+
+
+@pytest.fixture(scope="module")
+def behaviour_score(pendulum_datasets: dict) -> float:
+    return dataset_score(pendulum_datasets["medium"])
+
+
+@pytest.mark.parametrize("algo", [_param(a) for a in RUNS])
+def test_baseline_beats_the_behaviour_policy(algo: str, pendulum_datasets: dict, critic_file: str,
+                                             behaviour_score: float) -> None:
+    steps, overrides = RUNS[algo]
+    overrides = {**MLP, **CRITIC, **overrides, "critic_init": critic_file}
+    start = time.perf_counter()
+    scores = [train(algo, pendulum_datasets["medium"], steps=steps, seed=s, eval_episodes=10, overrides=overrides,
+                    log=None)[-1]["score_mean"] for s in SEEDS]
+    print(f"Pendulum medium {algo}: behaviour {behaviour_score:.1f}, seeds {[round(x, 1) for x in scores]}, "
+          f"mean {np.mean(scores):.1f} ({time.perf_counter() - start:.0f}s)")
+    assert np.mean(scores) > behaviour_score + MARGIN, (algo, scores, behaviour_score)
