@@ -9,35 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from typing import Callable
 
 import torch
 
 from genrl_core.train import build_agent
+from gtp_bench import ACT, OBS, batch_of, per_second  # same hopper-sized batch and timer (benchmarks/ is on sys.path)
 
-OBS, ACT = 11, 3
 ALGOS = ("gmpo", "sfbc", "idql", "qgpo", "srpo", "dql")
 MAIN_PHASE = {"gmpo": 0, "sfbc": 10**9, "idql": 0, "qgpo": 10**9, "srpo": 10**9, "dql": 0}  # step of the timed update
-
-
-def batch_of(n: int, device: str) -> dict[str, torch.Tensor]:
-    """A random hopper-sized transition batch."""
-    return {"obs": torch.randn(n, OBS, device=device), "action": torch.rand(n, ACT, device=device) * 2 - 1,
-            "reward": torch.randn(n, device=device), "next_obs": torch.randn(n, OBS, device=device),
-            "terminal": torch.zeros(n, device=device)}
-
-
-def rate(fn: Callable[[], object], reps: int, device: str) -> float:
-    """Calls per second after one warm-up call (synchronised on CUDA)."""
-    fn()
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    sync()
-    return reps / (time.perf_counter() - t0)
 
 
 def measure(algo: str, batch: dict[str, torch.Tensor], obs: torch.Tensor, reps: int, device: str) -> dict[str, float]:
@@ -45,8 +24,8 @@ def measure(algo: str, batch: dict[str, torch.Tensor], obs: torch.Tensor, reps: 
     agent = build_agent(algo, OBS, ACT).to(device)
     step = MAIN_PHASE[algo]
     with torch.no_grad():
-        acts = rate(lambda: agent.act(obs), reps, device) * obs.shape[0]
-    return {"updates_per_s": rate(lambda: agent.update(batch, step), reps, device), "actions_per_s": acts}
+        acts = per_second(lambda: agent.act(obs), reps, device, warmup=1) * obs.shape[0]
+    return {"updates_per_s": per_second(lambda: agent.update(batch, step), reps, device, warmup=1), "actions_per_s": acts}
 
 
 def main() -> None:
