@@ -25,7 +25,10 @@ from tune_jobs import config as C
 from tune_jobs.results import read_rows, results_root
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
-ALGORITHMS = {"gmpo": "GMPO", "gmpg": "GMPG", "bc": "BC", "gtp": "GTP", "gtp_bc": "GTP-BC"}
+ALGORITHMS = {"gmpo": "GMPO", "gmpg": "GMPG", "bc": "BC", "gtp": "GTP", "gtp_bc": "GTP-BC", "sfbc": "SfBC",
+              "qgpo": "QGPO", "idql": "IDQL", "srpo": "SRPO", "dql": "Diffusion-QL"}
+# Tables 3 and 11's columns: GMPO, GMPG and the baselines the paper compares them with (Appendix C.1-C.5)
+TABLE3_ALGORITHMS = ["gmpo", "gmpg", "sfbc", "qgpo", "idql", "srpo", "dql"]
 MODELS = {"vpsde": "VPSDE", "gvp": "GVP", "icfm": "I-CFM", "linear": "Linear"}
 SOLVERS = {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dpm2": "dpm_solver_2"}
 TASK_ORDER = {t: i for i, t in enumerate(C.PAPER_DATASETS)}
@@ -56,17 +59,23 @@ def _model(v: dict) -> str:
 
 
 def _locomotion(t: pd.DataFrame) -> pd.Series:
-    return ~t["task"].str.startswith("antmaze") & t["algorithm"].isin(["gmpo", "gmpg"])
+    return ~t["task"].str.startswith("antmaze") & t["algorithm"].isin(TABLE3_ALGORITHMS)
 
 
 def _antmaze(t: pd.DataFrame) -> pd.Series:
-    return t["task"].str.startswith("antmaze") & t["algorithm"].isin(["gmpo", "gmpg"])
+    return t["task"].str.startswith("antmaze") & t["algorithm"].isin(TABLE3_ALGORITHMS)
+
+
+def _table3_keys(v: dict) -> dict:
+    """The paper's number for a Table 3/11 cell: GMPO/GMPG by model; a baseline by name alone (the paper reports
+    each baseline once, with its own model: DDPM for Diffusion-QL, VPSDE or DDPM for IDQL)."""
+    keys = {"task": v["task"], "algorithm": _alg(v)}
+    return {**keys, "model": _model(v)} if v["algorithm"] in ("gmpo", "gmpg") else keys
 
 
 SPECS = [
-    Spec("table3", "Table 3: D4RL locomotion, GMPO (GVP) and GMPG (VPSDE)", "benchmark", ["task"],
-         ["algorithm", "model"], "table3_d4rl_locomotion.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v)}, _locomotion),
+    Spec("table3", "Table 3: D4RL locomotion, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
+         ["algorithm", "model"], "table3_d4rl_locomotion.csv", _table3_keys, _locomotion),
     Spec("table6", "Table 6: GMPG training solver steps T", "steps_ablation", ["task", "algorithm", "model"],
          ["train_steps"], "table6_gmpg_sampling_steps.csv",
          lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "train_steps_T": v["train_steps"]}),
@@ -74,9 +83,8 @@ SPECS = [
          ["algorithm", "model", "prediction"],
          "table10_model_types.csv",
          lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "function": v["prediction"]}),
-    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP) and GMPG (VPSDE)", "benchmark", ["task"],
-         ["algorithm", "model"], "table11_antmaze.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v)}, _antmaze),
+    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
+         ["algorithm", "model"], "table11_antmaze.csv", _table3_keys, _antmaze),
     Spec("table12", "Table 12: temperature beta", "beta_ablation", ["task", "algorithm", "model"], ["beta"],
          "table12_beta.csv",
          lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "beta": v["beta"]}),

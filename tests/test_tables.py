@@ -88,3 +88,18 @@ def test_table8_reports_the_best_beta_of_completed_trials(make_tables, tmp_path)
 def test_no_results_is_a_clear_error(make_tables, tmp_path, capsys):
     assert make_tables.main(["--results", str(tmp_path)]) == 1
     assert "no results" in capsys.readouterr().err
+
+
+def test_table3_has_a_column_per_baseline_with_the_papers_number(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    for algo, model, score in (("gmpo", "gvp", 40.0), ("sfbc", "vpsde", 30.0), ("dql", "vpsde", 20.0),
+                               ("bc", "vpsde", 10.0)):
+        config = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": algo,
+                  "model": model, "seed": 0}
+        _trial(root, "benchmark", algo, config, [score])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    md = (tmp_path / "t" / "table3.md").read_text()
+    assert "| Task | GMPO GVP | SfBC VPSDE | Diffusion-QL VPSDE |" in md  # BC is no Table 3 column
+    # the paper's numbers: GMPO (GVP) by model; SfBC 45.9 and Diffusion-QL 51.1 (run with DDPM there) by name
+    assert "| halfcheetah-medium-v2 | 40.0 ± 0.0 / 40.0 ± 0.0 [49.9 ± 2.7] |" in md
+    assert "| 30.0 ± 0.0 / 30.0 ± 0.0 [45.9] | 20.0 ± 0.0 / 20.0 ± 0.0 [51.1] |" in md
