@@ -223,6 +223,21 @@ def test_variants_train_and_checkpoint(overrides: dict) -> None:
     torch.testing.assert_close(twin.act(obs), first)
 
 
+def test_frozen_critic_is_not_stepped_and_the_actor_still_learns() -> None:
+    """critic_lr 0 skips the critic and V steps: their weights stay bit-identical while the actor moves."""
+    torch.manual_seed(0)
+    data = bandits.multimodal(256, seed=0)
+    agent = GTP(GTPConfig(eta=1.0, critic_lr=0.0, critic_hidden=(32, 32), **{**FAST, "hidden": (32, 32)}), 1, 2)
+    frozen = {k: v.clone() for k, v in agent.state_dict().items() if k.startswith(("critic.", "v."))}
+    actor = [p.clone() for p in agent.actor.parameters()]
+    g = torch.Generator().manual_seed(0)
+    for step in range(3):
+        metrics = agent.update(data.sample(64, g), step)
+    assert "q_loss" not in metrics and "v_loss" not in metrics, metrics
+    assert all(torch.equal(v, agent.state_dict()[k]) for k, v in frozen.items())
+    assert any(not torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
+
+
 def test_ode_teacher_with_one_step_from_the_data_point_matches_surrogate() -> None:
     """At a_t = a + t z, one Euler step of the exact point-mass velocity (a_t - a) / t lands on a + u z."""
     torch.manual_seed(0)

@@ -60,7 +60,7 @@ class GTPConfig:
     act_with_ema: bool = True  # act() samples from the EMA actor (else the online one)
     max_action: float = 1.0  # actions are clipped to [-max_action, max_action] in act() and critic targets
     critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q (and V) MLP
-    critic_lr: float = 3e-4  # Adam learning rate of the critic
+    critic_lr: float = 3e-4  # Adam learning rate of the critic and V; 0 freezes them (their steps are skipped)
     gamma: float = 0.99  # discount factor
     critic_tau: float = 0.005  # Polyak rate of the target Q
     critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's)
@@ -195,10 +195,10 @@ class GTP(Agent):
         return out
 
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        """Critic step (unless GTP-BC), V step (if a V net), actor step, EMA; detached metrics."""
+        """Critic step (unless GTP-BC or frozen), V step (if a V net), actor step, EMA; detached metrics."""
         obs, act = batch["obs"], batch["action"]
         metrics: dict[str, torch.Tensor] = {}
-        if self.uses_critic:
+        if self.uses_critic and self.cfg.critic_lr > 0:  # a frozen critic (lr 0, e.g. from critic_init) costs nothing
             metrics.update(self.critic.update(batch, self._ema_actions))
             if self.v is not None:
                 metrics["v_loss"] = self._update_v(obs, act)
