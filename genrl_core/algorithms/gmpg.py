@@ -23,6 +23,8 @@ class GMPGConfig(IQLPolicyConfig):
     grad_checkpoint: bool = False  # recompute solver steps in backward: bounded memory at large T
     static: bool = False  # Eq. 42: importance-weighted gradient on dataset actions instead of sampling pi
     max_weight: float = 100.0  # clamp of exp(beta A) in the static variant
+    max_action: float = 0.0  # > 0: Eq. 8 scores Q(s, clip(a)), as the environment clips, so Q's extrapolation past
+    #                          the action bound is not followed (a choice, not the paper's; 0: Q(s, a) as in Eq. 8)
 
 
 class GMPG(GenerativeAgent):
@@ -35,8 +37,8 @@ class GMPG(GenerativeAgent):
         if cfg.prediction != "velocity":
             raise ValueError(f"GMPG needs a velocity model (prediction='velocity'), got {cfg.prediction!r}: "
                              "eps/score outputs make the likelihood gradient unstable (paper Appendix C.7)")
-        if cfg.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {cfg.beta}")
+        if cfg.beta < 0 or cfg.max_action < 0:
+            raise ValueError(f"beta and max_action must be >= 0, got {cfg.beta} and {cfg.max_action}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.behaviour_lr)
@@ -72,18 +74,24 @@ class GMPG(GenerativeAgent):
                                                        trace=c.trace, with_grad=True)
         log_mu = self.behaviour.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace,
                                          with_grad=True)
-        q = self.critic.q_value(obs, act)
+        q = self.critic.q_value(obs, act.clamp(-c.max_action, c.max_action) if c.max_action > 0 else act)
         kl = (log_pi - log_mu).mean()
         return {"policy_loss": -c.beta * q.mean() + kl, "q_policy": q.mean(), "kl": kl}
 
     def _static_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Eq. 42: dataset actions a ~ mu, weights exp(beta A), surrogate w * sg(-beta Q + log pi - log mu) * log pi."""
+        """Eq. 42: dataset actions a ~ mu, weights exp(beta A), surrogate w * sg(-beta A + log pi - log mu) * log pi.
+
+        Q enters as the advantage A = Q - V: V(s) is a per-state baseline, which leaves the exact gradient unchanged
+        at pi = pi* but, unlike -beta Q (of order 1 / (1 - gamma) times the reward), does not push every dataset
+        action's log pi down when Q is large and negative.
+        """
         obs, act, c = batch["obs"], batch["action"], self.cfg
-        w, clamp_ratio = advantage_weights(self.critic.advantage(obs, act), c.beta, c.max_weight)
+        adv = self.critic.advantage(obs, act)
+        w, clamp_ratio = advantage_weights(adv, c.beta, c.max_weight)
         log_pi = self.policy.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace,
                                       with_grad=True)
         with torch.no_grad():
             log_mu = self.behaviour.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace)
-            coef = -c.beta * self.critic.q_value(obs, act) + log_pi - log_mu
+            coef = -c.beta * adv + log_pi - log_mu
         loss = (w * coef * log_pi).mean()
         return {"policy_loss": loss, "kl": (log_pi - log_mu).mean().detach(), "clamp_ratio": clamp_ratio}
