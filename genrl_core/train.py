@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -154,17 +156,36 @@ def _rewrite_jsonl(path: Path, history: list[dict]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def field_comments(config_class: type) -> dict[str, str]:
+    """Each config field's source comment (its documentation), continuation comment lines included."""
+    out: dict[str, str] = {}
+    for cls in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        last = None
+        for line in inspect.getsource(cls).splitlines():
+            field = re.match(r"\s+(\w+): [^=]+=.*?#\s?(.*)$", line)
+            more = re.match(r"\s+#\s*(.*)$", line)
+            if field:
+                last, out[field.group(1)] = field.group(1), field.group(2).strip()
+            elif more and last:
+                out[last] += " " + more.group(1).strip()
+            else:
+                last = None
+    return out
+
+
 def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    docs = field_comments(config_class)
     for f in dataclasses.fields(config_class):
-        default = f.default
-        flag = "--" + f.name.replace("_", "-")
+        default, flag = f.default, "--" + f.name.replace("_", "-")
+        text = docs.get(f.name, "").replace("%", "%%")  # the formatter appends the default
         if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
-                                help=f"(default: {default})")
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, help=text)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=int, nargs="+", default=default, help=f"(default: {default})")
+            parser.add_argument(flag, type=int, nargs="+", default=default, help=text)
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+            parser.add_argument(flag, type=type(default), default=default, help=text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
 """The single-run trainer: exact resume, divergence errors, config validation, the command line."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from genrl_core.common import DivergenceError
-from genrl_core.train import build_agent, train
+from genrl_core import algorithms
+from genrl_core.train import build_agent, field_comments, train
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
 
@@ -51,9 +53,19 @@ def test_cli_help_lists_config_fields_and_errors_in_one_line():
                                capture_output=True, text=True, check=True).stdout
     for flag in ("--beta", "--train-steps", "--trace", "--critic-steps", "--expectile", "--path", "--resume"):
         assert flag in help_text
-    assert "(default: 4.0)" in help_text
+    assert "(default: 4.0)" in help_text and "(default: 4.0) (default" not in help_text
+    flat = " ".join(help_text.split())
+    assert "--static STATIC Eq. 42: importance-weighted gradient on dataset actions" in flat  # the field's comment
+    assert "Q's extrapolation past the action bound is not followed" in flat  # a comment's continuation line
     bad = subprocess.run([sys.executable, "-m", "genrl_core.train", "--algo", "gmpg", "--dataset", "toy/swissroll-v0",
                           "--prediction", "eps", "--steps", "1"], capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip().splitlines()[-1]]  # exactly one line
     assert "GMPG needs a velocity model" in bad.stderr
+
+
+@pytest.mark.parametrize("algo", algorithms.names())
+def test_every_config_field_has_its_comment_for_help(algo: str):
+    cls = algorithms.get(algo)[0].config_class
+    docs = field_comments(cls)
+    assert [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)] == []
