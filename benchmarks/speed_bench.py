@@ -290,14 +290,27 @@ def three_pass_loss(agent, obs: torch.Tensor) -> torch.Tensor:
 
 
 def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
-    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32."""
+    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32; and the ratio the passes'
+    own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass timed with its
+    backward (mu frozen: its density pass back-propagates into the action only)."""
     agent, obs = gmpg_agent(32, device), torch.randn(batch, OBS, device=device)
     agent.behaviour.requires_grad_(False)
+    c = agent.cfg
     two = seconds(lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward(), device, reps)
     three = seconds(lambda: three_pass_loss(agent, obs).backward(), device, reps)
+    act = agent.policy.sample(obs, steps=c.train_steps).detach().requires_grad_(True)
+    kw = dict(steps=c.train_steps, trace=c.trace, with_grad=True)
+    sample = seconds(lambda: agent.policy.sample(obs, steps=c.train_steps, with_grad=True).sum().backward(),
+                     device, reps)
+    pi = seconds(lambda: agent.policy.log_prob(act, obs, **kw).sum().backward(), device, reps)
+    mu = seconds(lambda: agent.behaviour.log_prob(act, obs, **kw).sum().backward(), device, reps)
+    bound = (sample + pi + mu) / (pi + mu)
     row("gmpg", f"T=32 batch {batch}: two passes vs three", f"{two * 1e3:8.1f} ms vs {three * 1e3:8.1f} ms: "
-                                                            f"{three / two:4.2f}x")
-    return {"two_pass_s": two, "three_pass_s": three, "speedup": three / two, "batch": batch}
+                                                            f"{three / two:4.2f}x (pass costs allow {bound:4.2f}x)")
+    row("gmpg", f"T=32 batch {batch}: one pass + backward", f"sample {sample * 1e3:7.1f} ms, log pi {pi * 1e3:7.1f} "
+                                                            f"ms, log mu {mu * 1e3:7.1f} ms ({c.trace})")
+    return {"two_pass_s": two, "three_pass_s": three, "speedup": three / two, "batch": batch,
+            "sample_pass_s": sample, "pi_density_pass_s": pi, "mu_density_pass_s": mu, "speedup_bound": bound}
 
 
 def _peak_rss_child(steps: int, batch: int, checkpoint: bool) -> None:
