@@ -1,24 +1,48 @@
 """Figure 3 of the GMPO/GMPG paper on the Swiss-roll bandit: generation trajectories of GMPO and GMPG.
 
-Trains GMPO and GMPG on toy/swissroll-v0 with the bandit's exact value as critic (so the picture shows
-policy extraction, not critic error), prints each model's mean value, distance of its samples to the
-data and distance of its intermediate states to the equally-noised data, and draws the trajectories.
+Trains BC, GMPO and GMPG on toy/swissroll-v0 with the bandit's exact value as critic (so the picture shows
+policy extraction, not critic error), prints each model's mean value and two readings of "stays on the data
+manifold" (Appendix C.8), and draws the trajectories as a PNG:
 
-Settings (same MLP, same flow-matching budget): GMPO trains `--steps` steps at lr 1e-3; GMPG pretrains its
-behaviour model mu for the same `--steps` at lr 1e-3, then trains pi = copy(mu) for `--policy-steps` steps of
-the reverse-KL policy gradient (exact trace, T = 32). Each model runs at every beta of `--betas`, so that the
-mean-value / distance pairs can be compared at similar mean value rather than at one beta.
+- sample-to-data: mean distance of a sample to its nearest data point (the issue's metric; precision);
+- coverage: mean distance of a data point to its nearest sample, over all data and over the top-value half
+  (the paper's "the Swiss Roll shape is largely preserved"; recall);
+- the same two along the trajectory: intermediate states x_t against the data pushed to time t by the path.
 
-What it shows: GMPO's samples are NOT farther from the data than GMPG's. GMPO regresses onto the
-(reweighted) data points themselves; GMPG's optimum is mu * exp(beta Q) / Z for the *learned* mu, so its
-samples inherit mu's own distance to the data (printed as "GMPG's optimum"), which a small flow model trained
-equally long does not get below GMPO's.
+Settings (same MLP, same flow-matching budget for BC, GMPO and GMPG's mu): `--steps` flow-matching steps at
+`--lr` with a cosine decay to 5 %; GMPG then trains pi = copy(mu) for `--policy-steps` steps of the reverse-KL
+policy gradient (lr 3e-4, exact trace, T = 32). Reference rows: held-out data and the exact target
+pi* ~ data exp(beta Q) (held-out data resampled), so that model error and the tilt itself are told apart.
+Compare models at similar mean value (pick betas so), not at one beta.
+
+Measured (defaults: MLP 128x3, 10000 steps, lr 3e-3 cosine, GMPG 300 policy steps; seed 0 unless noted;
+n = 2000 samples against 2000 data points):
+
+    model  beta  value  sample-to-data  coverage  coverage-top
+    data    -    -0.96      0.013         0.012      0.013      (held-out data)
+    pi*     1     0.54      0.014         0.022      0.014      (held-out data resampled by exp(beta Q))
+    pi*     2     1.00      0.015         0.078      0.028
+    BC/mu   -    -1.00      0.022         0.014      0.015
+    GMPO    1     0.57      0.021         0.031      0.013
+    GMPO   1.3    0.73-0.75 0.018         0.049-0.052 0.016     (seeds 0, 1, 2)
+    GMPG    2     0.76      0.023         0.044      0.014      (seed 1: 0.59, 0.025, 0.029, 0.014)
+    GMPO    4     1.24      0.015         0.187      0.130
+    GMPG    4     1.21      0.025         0.148      0.120
+
+At similar mean value GMPG's samples are NOT nearer the data than GMPO's (0.023-0.025 against 0.018-0.021):
+GMPG's optimum is mu exp(beta Q) / Z for the *learned* mu, so its samples keep mu's own distance, while GMPO
+regresses onto the reweighted data points themselves. GMPG does cover the data better at similar value
+(coverage 0.044 against GMPO's 0.049-0.052; 0.029 against 0.031; 0.148 against 0.187 at a slightly lower
+value): the "shape preserved" reading of Appendix C.8 holds, by 7-20 %. GMPO at beta 1.3 sits on the exact
+target's curve (pi* at beta 1.3: value 0.76, coverage 0.051); GMPG's extra coverage comes from not having
+reached its own target pi* at beta 2 (value 1.00) in 300 policy steps: a partial tilt of mu keeps more of mu's mass.
 
     python analysis/toy_trajectories.py --out out/figure3.png
 """
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -26,50 +50,71 @@ import torch
 from genrl_core import bandits
 from genrl_core.data import load
 from genrl_core.metrics import mean_nearest_distance
-from genrl_core.train import build_agent, train_steps
+from genrl_core.train import build_agent
 
 SMALL = {"backbone": "mlp", "widths": (128, 128, 128)}
+LR_FLOOR = 0.05  # the cosine schedule ends at this fraction of the initial learning rate
 
 
-def train_toy(algo: str, beta: float, steps: int, seed: int = 0, name: str = "swissroll", **extra) -> torch.nn.Module:
-    """An agent trained on a toy bandit with the exact critic."""
+def train_toy(algo: str, beta: float, steps: int, seed: int = 0, name: str = "swissroll", cosine: bool = False,
+              **extra) -> torch.nn.Module:
+    """An agent trained on a toy bandit with the exact critic for `steps` steps (GMPG: mu's and pi's together).
+
+    cosine=True decays the flow-matching learning rate (BC's and GMPO's policy, GMPG's behaviour model over its
+    behaviour_steps) from its initial value to LR_FLOOR of it; GMPG's policy-gradient rate stays constant."""
     data = load(f"toy/{name}-v0")
     torch.manual_seed(seed)
     rl = {} if algo == "bc" else {"beta": beta, "critic_steps": 0}
     agent = build_agent(algo, 1, 2, {**SMALL, **rl, **extra})
     if algo != "bc":
         agent.critic = bandits.ExactCritic(name, float(data.reward.mean()))
-    train_steps(agent, data, 0, steps, 256, torch.Generator().manual_seed(seed)).read()
+    opt, fm_steps = (agent.behaviour_opt, agent.cfg.behaviour_steps) if algo == "gmpg" else (agent.opt, steps)
+    lr0 = opt.param_groups[0]["lr"]
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        if cosine and step < fm_steps:
+            frac = LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * step / fm_steps))
+            for group in opt.param_groups:
+                group["lr"] = lr0 * frac
+        agent.update(data.sample(256, gen), step)
     return agent
 
 
-def trajectory_report(agent, data: torch.Tensor, n: int = 1000, steps: int = 32, name: str = "swissroll") -> dict:
-    """Mean value and nearest-data distance of samples; mean distance of intermediate states x_t to noised data.
+def top_half(data: torch.Tensor, name: str = "swissroll") -> torch.Tensor:
+    """The data points whose value is above the median (the part a policy improvement should keep covering)."""
+    v = bandits.value(name, data)
+    return data[v > v.median()]
+
+
+def sample_report(x: torch.Tensor, data: torch.Tensor, name: str = "swissroll") -> dict:
+    """Mean value, sample-to-data distance and coverage (data-to-sample distance, all and top half) of samples x."""
+    return {"value": float(bandits.value(name, x).mean()), "near": mean_nearest_distance(x, data),
+            "cov": mean_nearest_distance(data, x), "cov_top": mean_nearest_distance(top_half(data, name), x)}
+
+
+def trajectory_report(agent, data: torch.Tensor, n: int = 2000, steps: int = 32, name: str = "swissroll") -> dict:
+    """sample_report of the final samples, plus the mean over intermediate times of the distances between the
+    states x_t and the data noised to the same t (traj_near: state to noised data; traj_cov: noised data to state).
 
     `agent` is an agent (its policy is used) or a GenerativeModel (e.g. GMPG's behaviour model)."""
     torch.manual_seed(1)
     model = getattr(agent, "policy", agent)
-    times, path = model.sample_path(torch.zeros(n, 1), steps=steps)
-    noisy = []
+    with torch.no_grad():
+        times, path = model.sample_path(torch.zeros(n, 1), steps=steps)
+    near, cov = [], []
     for i in range(1, steps):  # intermediate states against the data pushed to the same t by the path
         t = times[i].expand(data.shape[0])
         ref = model.path.alpha(t)[:, None] * data + model.path.sigma(t)[:, None] * torch.randn_like(data)
-        noisy.append(mean_nearest_distance(path[i], ref))
-    final = path[-1]
-    return {"value": float(bandits.value(name, final).mean()), "near": mean_nearest_distance(final, data),
-            "traj_near": sum(noisy) / len(noisy), "path": path, "times": times}
+        near.append(mean_nearest_distance(path[i], ref))
+        cov.append(mean_nearest_distance(ref, path[i]))
+    return {**sample_report(path[-1], data, name), "traj_near": sum(near) / len(near),
+            "traj_cov": sum(cov) / len(cov), "path": path, "times": times}
 
 
-def tilted_behaviour(agent, data: torch.Tensor, beta: float, n: int = 1000, pool: int = 8000,
-                     name: str = "swissroll") -> dict:
-    """GMPG's optimum mu exp(beta Q) / Z for its learned mu, by importance resampling of mu's samples."""
-    torch.manual_seed(2)
-    with torch.no_grad():
-        acts = agent.behaviour.sample(torch.zeros(pool, 1), steps=32)
-    values = bandits.value(name, acts)
-    idx = torch.multinomial(torch.softmax(beta * values, 0), n, replacement=True,
-                            generator=torch.Generator().manual_seed(0))
-    return {"value": float(values[idx].mean()), "near": mean_nearest_distance(acts[idx], data)}
+def tilted_data(pool: torch.Tensor, beta: float, n: int = 2000, name: str = "swissroll") -> torch.Tensor:
+    """The exact target pi* ~ mu exp(beta Q) with mu the data: `pool` (held-out data) resampled by exp(beta Q)."""
+    w = torch.softmax(beta * bandits.value(name, pool), 0)
+    return pool[torch.multinomial(w, n, replacement=True, generator=torch.Generator().manual_seed(0))]
 
 
 def draw(reports: dict[str, dict], data: torch.Tensor, out: Path) -> None:
@@ -95,38 +140,56 @@ def draw(reports: dict[str, dict], data: torch.Tensor, out: Path) -> None:
     fig.savefig(out, dpi=90)
 
 
-def train_pair(beta: float, steps: int, policy_steps: int) -> dict[str, torch.nn.Module]:
-    """GMPO and GMPG at one beta with the same backbone and the same flow-matching budget (see the docstring)."""
-    return {"GMPO": train_toy("gmpo", beta, steps, lr=1e-3, weight_norm="batch"),
-            "GMPG": train_toy("gmpg", beta, steps + policy_steps, lr=3e-4, behaviour_lr=1e-3, behaviour_steps=steps,
-                              train_steps=32, trace="exact")}
+def train_model(model: str, beta: float, steps: int, policy_steps: int, lr: float, seed: int = 0) -> torch.nn.Module:
+    """BC, GMPO or GMPG with the same backbone and the same flow-matching budget (see the docstring)."""
+    if model == "bc":
+        return train_toy("bc", 0.0, steps, seed, lr=lr, cosine=True)
+    if model == "gmpo":
+        return train_toy("gmpo", beta, steps, seed, lr=lr, cosine=True, weight_norm="batch")
+    return train_toy("gmpg", beta, steps + policy_steps, seed, lr=3e-4, behaviour_lr=lr, behaviour_steps=steps,
+                     train_steps=32, trace="exact", cosine=True)
+
+
+ROW = "{:10s} {:5s}  {:10.3f}  {:14.4f}  {:8.4f}  {:12.4f}  {:9.4f}  {:8.4f}"
+
+
+def print_row(label: str, beta: str, r: dict) -> None:
+    print(ROW.format(label, beta, r["value"], r["near"], r["cov"], r["cov_top"], r.get("traj_near", float("nan")),
+                     r.get("traj_cov", float("nan"))), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--betas", default="1,2", help="comma-separated betas; both models run at each")
-    p.add_argument("--steps", type=int, default=3000, help="flow-matching steps of GMPO and of GMPG's mu")
+    p.add_argument("--gmpo-betas", default="1,1.3", help="comma-separated betas of GMPO")
+    p.add_argument("--gmpg-betas", default="2", help="comma-separated betas of GMPG (reaches pi*'s value slower)")
+    p.add_argument("--steps", type=int, default=10000, help="flow-matching steps of BC, GMPO and GMPG's mu")
+    p.add_argument("--lr", type=float, default=3e-3, help="initial flow-matching learning rate (cosine decay)")
     p.add_argument("--policy-steps", type=int, default=300, help="GMPG's policy-gradient steps after mu")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/figure3.png")
     args = p.parse_args()
     full = load("toy/swissroll-v0").action
-    data, held_out = full[:2000], full[2000:3000]
-    print(f"data: mean value {float(bandits.value('swissroll', data).mean()):.3f}, "
-          f"held-out data point to data {mean_nearest_distance(held_out, data):.3f}")
-    print("model  beta  mean value  sample-to-data  trajectory-to-noised-data")
+    data, pool = full[:2000], full[2000:]
+    print("model      beta   mean value  sample-to-data  coverage  coverage-top  traj-near  traj-cov")
+    print_row("data", "-", sample_report(pool[:2000], data))
+    gmpo_betas = [float(b) for b in args.gmpo_betas.split(",") if b]
+    gmpg_betas = [float(b) for b in args.gmpg_betas.split(",") if b]
+    for beta in sorted(set(gmpo_betas + gmpg_betas)):
+        print_row("pi*", f"{beta:g}", sample_report(tilted_data(pool, beta), data))
     pictures = {}
-    for beta in (float(b) for b in args.betas.split(",")):
-        agents = train_pair(beta, args.steps, args.policy_steps)
-        reports = {k: trajectory_report(a, data) for k, a in agents.items()}
-        reports["GMPG's mu"] = trajectory_report(agents["GMPG"].behaviour, data)
-        for k, r in reports.items():
-            print(f"{k:9s} {beta:4.1f}  {r['value']:10.3f}  {r['near']:14.3f}  {r['traj_near']:25.3f}")
-        opt = tilted_behaviour(agents["GMPG"], data, beta)
-        print(f"GMPG's optimum mu exp(beta Q) at beta {beta}: mean value {opt['value']:.3f}, "
-              f"sample-to-data {opt['near']:.3f}")
-        if not pictures:  # the picture: both models and mu at the first beta
-            pictures = {f"{k} beta {beta:g}": r for k, r in reports.items()}
-    draw(pictures, data, Path(args.out))
+    bc = train_model("bc", 0.0, args.steps, 0, args.lr, args.seed)
+    print_row("BC", "-", trajectory_report(bc, data))
+    runs = [("GMPO", "gmpo", b) for b in gmpo_betas] + [("GMPG", "gmpg", b) for b in gmpg_betas]
+    for label, model, beta in runs:
+        agent = train_model(model, beta, args.steps, args.policy_steps, args.lr, args.seed)
+        rep = trajectory_report(agent, data)
+        print_row(label, f"{beta:g}", rep)
+        pictures.setdefault(label, rep)  # the picture: each model at its first beta
+        if model == "gmpg":
+            mu = trajectory_report(agent.behaviour, data)
+            print_row("GMPG's mu", f"{beta:g}", mu)
+            pictures.setdefault("GMPG's mu", mu)
+    draw({f"{k}": r for k, r in pictures.items()}, data, Path(args.out))
     print(f"wrote {args.out}")
 
 

