@@ -3,6 +3,12 @@
 A behaviour diffusion model, a double Q by in-support Q-learning (Eq. 29, as QGPO does; not IQL), and an energy
 model E_phi(s, a_t, t) fitted by contrastive energy prediction over K behaviour samples per state (Eq. 30).
 Actions follow the guided score grad log mu_t + s grad_a E_phi (Eq. 31) from noise to data.
+
+Checked in closed form (mu = N(0, 1), exact intermediate energy of E(a) = -c a^2): Euler-guided samples have
+the variance of mu exp(E), 1 / (1 + 2c), to 3% at 50 Euler steps (8% at 8). The energy is learnt where the action
+still shows through the noise (small t); a uniform time grid of n steps queries it no lower than t = 1/n, so guided
+sampling wants more steps than the behaviour alone. With a critic that is wrong in the tails of mu, s < 1 tempers
+the tilt mu exp(s beta Q), which otherwise selects those tails (tests/test_pendulum_baselines.py).
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ class QGPOConfig(InSupportConfig):
 
     beta: float = 3.0  # CEP temperature: targets softmax(beta Q) over the K samples of a state (Eq. 30)
     energy_candidates: int = 16  # K behaviour samples per state in contrastive energy prediction (QGPO: 16)
-    guidance_scale: float = 1.0  # s in grad log mu_t + s grad E_phi when sampling (Eq. 31: 1)
+    guidance_scale: float = 1.0  # s in grad log mu_t + s grad E_phi when sampling (Eq. 31: 1; < 1 tempers)
     energy_hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of the energy MLP
     energy_lr: float = 1e-4  # Adam learning rate of the energy model (paper Table 7's rate)
 
