@@ -161,3 +161,43 @@ def test_bad_configs_are_one_clear_line(algo, overrides, message):
     with pytest.raises(ValueError) as err:
         build_agent(algo, 1, 2, {**TINY, **overrides})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+class _ExactEps(torch.nn.Module):
+    """The noise prediction of data N(0, 1) under a VP path: eps(x_t, t) = sigma_t x_t (its marginals stay N(0, 1))."""
+
+    x_dim, cond_dim = 1, 1
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # the model reads its device and dtype off a parameter
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.path.sigma(t.expand(x.shape[0]) if t.dim() == 0 else t).unsqueeze(-1) * x
+
+
+class _QuadraticEnergy(torch.nn.Module):
+    """The exact intermediate energy of E(a) = -c a^2 on mu = N(0, 1): E_t(x) = -c alpha_t^2 x^2 / (1 + 2 c sigma_t^2)."""
+
+    def __init__(self, path, c: float):
+        super().__init__()
+        self.path, self.c = path, c
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        t = t.expand(x.shape[0]) if t.dim() == 0 else t
+        a, s = self.path.alpha(t), self.path.sigma(t)
+        return -self.c * a ** 2 * x[:, 0] ** 2 / (1 + 2 * self.c * s ** 2)
+
+
+@pytest.mark.parametrize("solver,steps", [("euler", 50), ("midpoint", 16)])
+def test_qgpo_guidance_samples_the_closed_form_tilt(solver: str, steps: int):
+    """mu = N(0, 1) tilted by exp(E), E(a) = -c a^2, is N(0, 1 / (1 + 2c)): QGPO's guided sampling (Eq. 31) with the
+    exact behaviour score and the exact intermediate energy must give that variance (and 1 without guidance)."""
+    agent = build_agent("qgpo", 1, 1, {"backbone": "mlp", "widths": (8,), "solver": solver, "sampling_steps": steps})
+    path = agent.behaviour.path
+    agent.behaviour.net, agent.energy = _ExactEps(path), _QuadraticEnergy(path, c=2.0)
+    torch.manual_seed(0)
+    obs = torch.zeros(40_000, 1)
+    guided, plain = agent.act(obs), agent.behaviour.sample(obs, solver=solver, steps=steps)
+    assert float(guided.var()) == pytest.approx(0.2, abs=0.015) and float(plain.var()) == pytest.approx(1.0, abs=0.04)
