@@ -69,10 +69,11 @@ class OfflineData:
         return self.obs.shape[0]
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """A uniform minibatch drawn on the data's device (the generator must live on that device)."""
+        """A uniform minibatch drawn on the data's device (the generator must live on that device); "index" holds
+        the transitions' dataset indices (LongTensor [B])."""
         idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device, generator=generator)
         return {"obs": self.obs[idx], "action": self.action[idx], "reward": self.reward[idx],
-                "next_obs": self.next_obs[idx], "terminal": self.terminal[idx]}
+                "next_obs": self.next_obs[idx], "terminal": self.terminal[idx], "index": idx}
 
     def normalize(self, obs: Tensor) -> Tensor:
         """Apply the saved observation statistics (identity when there are none)."""

@@ -160,7 +160,8 @@ def test_sample_on_device_and_reproducible(small_pendulum: str, device: str) -> 
     assert all(t.device.type == device for t in (d.obs, d.action, d.reward, d.next_obs, d.terminal))
     b1 = d.sample(64, torch.Generator(device=device).manual_seed(3))
     b2 = d.sample(64, torch.Generator(device=device).manual_seed(3))
-    assert set(b1) == {"obs", "action", "reward", "next_obs", "terminal"}
+    assert set(b1) == {"obs", "action", "reward", "next_obs", "terminal", "index"}
+    assert b1["index"].dtype == torch.long and torch.equal(d.next_obs[b1["index"]], b1["next_obs"])  # dataset rows
     assert b1["obs"].shape == (64, 3) and b1["action"].shape == (64, 1) and b1["reward"].shape == (64,)
     assert all(torch.equal(b1[k], b2[k]) and b1[k].device.type == device for k in b1)
     # every sampled row is a real transition of the data

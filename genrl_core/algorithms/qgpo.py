@@ -73,18 +73,25 @@ class QGPO(InSupportAgent):
         """Behaviour matching first; then an in-support TD step and a CEP step of the energy model."""
         out = super().update(batch, step)
         if step >= self.cfg.behaviour_steps:
-            loss = self.cep_loss(batch["obs"])
+            loss = self.cep_loss(batch["obs"], self.cached(batch, "obs"))
             self.energy_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.energy_opt.step()
             out["energy_loss"] = loss.detach()
         return out
 
-    def cep_loss(self, obs: torch.Tensor) -> torch.Tensor:
-        """Eq. 30: cross-entropy between softmax(beta Q) and softmax(E_phi(s, a_i,t, t)) over K behaviour samples,
-        one diffusion time per state shared by its K samples."""
+    def cache_sizes(self) -> dict[str, int]:
+        """Eq. 29's N candidates per next state, and Eq. 30's K per state."""
+        return {**super().cache_sizes(), "obs": self.cfg.energy_candidates}
+
+    def cep_loss(self, obs: torch.Tensor, cand: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 30: cross-entropy between softmax(beta Q) and softmax(E_phi(s, a_i,t, t)) over K behaviour samples
+        (cand [B*K, d] if given, else fresh ones), one diffusion time per state shared by its K samples."""
         c, k = self.cfg, self.cfg.energy_candidates
-        obs_k, act_k = sample_candidates(self.behaviour, obs, k, c.solver, c.train_sampling_steps)
+        if cand is None:
+            obs_k, act_k = sample_candidates(self.behaviour, obs, k, c.solver, c.train_sampling_steps)
+        else:
+            obs_k, act_k = obs.repeat_interleave(k, dim=0), cand
         with torch.no_grad():
             target = torch.softmax(c.beta * self.critic.q_value(obs_k, act_k, target=True).view(-1, k), dim=1)
         b = self.behaviour
