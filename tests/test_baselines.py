@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from genrl_core import bandits
+from genrl_core.algorithms.behaviour import CACHE_SEED_OFFSET
 from genrl_core.data import load
 from genrl_core.train import build_agent, train, train_steps
 
@@ -89,6 +90,8 @@ def run(algo: str, name: str, bc_agent) -> tuple[float, float]:
         agent.behaviour.load_state_dict(bc_agent.policy.state_dict())
     if exact:
         agent.critic = ExactTD(name, float(data.reward.mean()))
+    if hasattr(agent, "bind_data"):  # SfBC / QGPO: candidates drawn once per dataset state, as train() does
+        agent.bind_data(data, 0)
     train_steps(agent, data, start, start + steps, 256, torch.Generator().manual_seed(1)).read()
     return figures(agent, name)
 
@@ -136,6 +139,34 @@ def test_trainer_runs_each_baseline(algo):
     rows = train(algo, "toy/multimodal-v0", steps=4, batch_size=32, eval_every=4, log=None,
                  overrides={**TINY, **TINY_EXTRA[algo]})
     assert rows[-1]["step"] == 4 and rows[-1]["return_mean"] == rows[-1]["return_mean"]  # finite value
+
+
+@pytest.mark.parametrize("algo", ["sfbc", "qgpo"])
+def test_candidate_cache_holds_behaviour_samples_looked_up_by_index(algo, hopper_datasets):
+    """Each dataset state's candidates are drawn once from the behaviour model with the cache's own generator; a
+    batch gets the rows of its dataset indices (Eq. 29: next states; QGPO's Eq. 30: states)."""
+    data = load(hopper_datasets["medium"])
+    agent = build_agent(algo, data.obs_dim, data.act_dim, {**TINY, **TINY_EXTRA[algo]})
+    batch = data.sample(64, torch.Generator().manual_seed(0))
+    assert agent.cached(batch, "next_obs") is None  # unbound: fresh samples in every update
+    agent.bind_data(data, seed=5)
+    rng = torch.get_rng_state()
+    got = {key: agent.cached(batch, key) for key in agent.cache_sizes()}  # the first look-up builds the cache
+    assert torch.equal(torch.get_rng_state(), rng)  # the global random stream is left alone (exact resume)
+    g, c = torch.Generator().manual_seed(5 + CACHE_SEED_OFFSET), agent.cfg
+    assert list(agent.cache) == list(agent.cache_sizes()) == (["next_obs"] if algo == "sfbc" else ["next_obs", "obs"])
+    for key, n in agent.cache_sizes().items():
+        states = getattr(data, key)
+        assert agent.cache[key].shape == (len(data), n, data.act_dim)
+        torch.testing.assert_close(got[key], agent.cache[key][batch["index"]].flatten(0, 1), rtol=0, atol=0)
+        noise = torch.randn(len(data) * n, data.act_dim, generator=g)  # the dataset fits one chunk
+        want = agent.behaviour.sample(states.repeat_interleave(n, dim=0), solver=c.solver, steps=c.train_sampling_steps,
+                                      noise=noise)
+        torch.testing.assert_close(agent.cache[key].flatten(0, 1), want)
+        assert float(agent.cache[key][:, 0].std()) > 0.1  # distinct states, distinct noise: distinct candidates
+    off = build_agent(algo, data.obs_dim, data.act_dim, {**TINY, **TINY_EXTRA[algo], "candidate_cache": False})
+    off.bind_data(data, seed=5)
+    assert off.cached(batch, "next_obs") is None and off.cache is None
 
 
 def test_cli_help_lists_the_baseline_fields():

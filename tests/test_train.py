@@ -9,6 +9,7 @@ import torch
 
 from genrl_core.common import DivergenceError
 from genrl_core import algorithms
+from genrl_core.algorithms.behaviour import InSupportAgent
 from genrl_core.train import build_agent, field_comments, train
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
@@ -28,6 +29,26 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert [r["step"] for r in rows] == [20, 40, 60]  # no duplicated evaluation rows
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 60
+
+
+def test_sfbc_resume_with_its_candidate_cache_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
+    """The candidate cache is derived state: not checkpointed, rebuilt identically after a resume."""
+    builds = []
+    build = InSupportAgent.build_cache
+    monkeypatch.setattr(InSupportAgent, "build_cache", lambda self: builds.append(1) or build(self))
+    kw = dict(seed=3, batch_size=64, eval_every=20, log=None,
+              overrides={**TINY, "critic_hidden": (32, 32), "behaviour_steps": 10, "target_candidates": 2,
+                         "train_sampling_steps": 2, "candidates": 3, "target": "softmax"})
+    full = train("sfbc", "toy/swissroll-v0", steps=60, out=str(tmp_path / "a"), **kw)
+    train("sfbc", "toy/swissroll-v0", steps=20, out=str(tmp_path / "b"), **kw)  # "crashes" after step 20
+    resumed = train("sfbc", "toy/swissroll-v0", steps=60, out=str(tmp_path / "b"), resume=True, **kw)
+    assert len(builds) == 3  # once per run, at step 10 (twice) and again at the resume
+    assert [r["step"] for r in resumed] == [20, 40, 60]
+    for a, b in zip(full, resumed):
+        for k in ("q_loss", "return_mean"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-7), k
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert not any("cache" in k for k in state["agent"]["model"])
 
 
 def test_diverging_run_names_step_and_loss():
