@@ -189,7 +189,7 @@ def main() -> None:
             mu = trajectory_report(agent.behaviour, data)
             print_row("GMPG's mu", f"{beta:g}", mu)
             pictures.setdefault("GMPG's mu", mu)
-    draw({f"{k}": r for k, r in pictures.items()}, data, Path(args.out))
+    draw(pictures, data, Path(args.out))
     print(f"wrote {args.out}")
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import torch
 
+from genrl_core.algorithms.behaviour import InSupportAgent
 from genrl_core.data import OfflineData
 from genrl_core.train import build_agent
 from gtp_bench import ACT, OBS, batch_of, per_second  # same hopper-sized batch and timer (benchmarks/ is on sys.path)
@@ -32,15 +34,28 @@ def as_dataset(batch: dict[str, torch.Tensor]) -> OfflineData:
                        ref_max_score=None, obs_mean=None, obs_std=None)
 
 
+def with_cache(agent: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SfBC / QGPO: the batch bound as their dataset and its candidates drawn (once); the batch with its indices.
+    Other agents: the batch as it is."""
+    if not isinstance(agent, InSupportAgent):
+        return batch
+    agent.bind_data(as_dataset(batch), seed=0)
+    batch = {**batch, "index": torch.arange(batch["obs"].shape[0], device=batch["obs"].device)}
+    agent.cached(batch, "next_obs")
+    return batch
+
+
 def measure(algo: str, batch: dict[str, torch.Tensor], obs: torch.Tensor, reps: int, device: str,
             cache: bool) -> dict[str, float]:
     """Update steps/s and actions/s of one algorithm with its default config (and its candidate cache's build time)."""
     agent = build_agent(algo, OBS, ACT).to(device)
     step, out = MAIN_PHASE[algo], {}
-    if cache and hasattr(agent, "bind_data"):  # unbound, they sample fresh candidates in every update
-        agent.bind_data(as_dataset(batch), seed=0)
-        batch = {**batch, "index": torch.arange(batch["obs"].shape[0], device=device)}
-        out["cache_s"] = 1 / per_second(lambda: agent.cached(batch, "next_obs"), 1, device, warmup=0)  # builds it
+    if cache and isinstance(agent, InSupportAgent):  # unbound, they sample fresh candidates in every update
+        t0 = time.perf_counter()
+        batch = with_cache(agent, batch)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        out["cache_s"] = time.perf_counter() - t0
     with torch.no_grad():
         acts = per_second(lambda: agent.act(obs), reps, device, warmup=1) * obs.shape[0]
     return {"updates_per_s": per_second(lambda: agent.update(batch, step), reps, device, warmup=1),

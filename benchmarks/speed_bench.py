@@ -38,7 +38,7 @@ from genrl_core.fast_sampling import CudaGraphSampler, fast_sample  # noqa: E402
 from genrl_core.generative import GenerativeModel  # noqa: E402
 from genrl_core.networks import ResidualUNet  # noqa: E402
 from genrl_core.train import build_agent  # noqa: E402
-from baseline_bench import as_dataset  # noqa: E402  (benchmarks/ is on sys.path)
+from baseline_bench import with_cache  # noqa: E402  (benchmarks/ is on sys.path)
 
 OBS, ACT = 11, 3
 ROWS: list[tuple[str, str, str]] = []  # (section, what, figures) for the printed table
@@ -142,10 +142,7 @@ def update_case(name: str, batch: int, device: str) -> tuple[Callable[[], Any], 
     setup = {k: v for k, v in UPDATE_SETUPS.get(name, {}).items() if k in fields}
     agent = build_agent(name, OBS, ACT, setup).to(device)
     data, step = batch_of(batch, device), iter(range(10 ** 6, 10 ** 7))
-    if hasattr(agent, "bind_data"):  # SfBC / QGPO: candidates drawn once per dataset state, before the timed calls
-        agent.bind_data(as_dataset(data), seed=0)
-        data = {**data, "index": torch.arange(batch, device=device)}
-        agent.cached(data, "next_obs")
+    data = with_cache(agent, data)  # SfBC / QGPO: candidates drawn once per dataset state, before the timed calls
     return (lambda: agent.update(data, next(step))), batch
 
 

@@ -123,8 +123,7 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
     if "schedule_steps" in {f.name for f in dataclasses.fields(algorithms.get(algo)[0].config_class)}:
         overrides.setdefault("schedule_steps", steps)  # schedules that grow over training span this run
     agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
-    if hasattr(agent, "bind_data"):  # SfBC / QGPO: behaviour candidates drawn once per dataset state
-        agent.bind_data(data, seed)
+    agent.bind_data(data, seed)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     eval_every = eval_every or steps
     start, history = 0, []
     ckpt = Path(out) / "checkpoint.pt" if out else None

@@ -90,8 +90,7 @@ def run(algo: str, name: str, bc_agent) -> tuple[float, float]:
         agent.behaviour.load_state_dict(bc_agent.policy.state_dict())
     if exact:
         agent.critic = ExactTD(name, float(data.reward.mean()))
-    if hasattr(agent, "bind_data"):  # SfBC / QGPO: candidates drawn once per dataset state, as train() does
-        agent.bind_data(data, 0)
+    agent.bind_data(data, 0)  # SfBC / QGPO: candidates drawn once per dataset state, as train() does
     train_steps(agent, data, start, start + steps, 256, torch.Generator().manual_seed(1)).read()
     return figures(agent, name)
 

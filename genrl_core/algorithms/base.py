@@ -28,6 +28,10 @@ class Agent(nn.Module):
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def bind_data(self, data: Any, seed: int) -> None:
+        """The dataset this agent's batches come from (their "index" key), and the run's seed; the trainers call it
+        once. Most agents need neither; SfBC and QGPO draw their behaviour candidates per dataset state from it."""
+
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         found = {}
         for mod_name, mod in self.named_modules():

@@ -151,6 +151,14 @@ class InSupportAgent(Agent):
             self.cache = self.build_cache()
         return self.cache[key][batch["index"]].flatten(0, 1)
 
+    def candidates(self, states: torch.Tensor, n: int,
+                   cand: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states [B*n, o], actions [B*n, d]) grouped state by state: the given cached candidates, or n fresh
+        behaviour samples per state."""
+        if cand is None:
+            return sample_candidates(self.behaviour, states, n, self.cfg.solver, self.cfg.train_sampling_steps)
+        return states.repeat_interleave(n, dim=0), cand
+
     def load_full_state(self, state: dict) -> None:
         super().load_full_state(state)
         self.cache = None  # drawn again from the loaded behaviour model
@@ -167,10 +175,6 @@ class InSupportAgent(Agent):
         """a' for Eq. 29: the max-Q one of N behaviour samples (cand [B*N, d] if given, else fresh ones), or one
         drawn from softmax(beta Q) over them (E over that draw of Q(s', a') is exactly Eq. 29's softmax value)."""
         c = self.cfg
-        if cand is None:
-            obs_n, cand = sample_candidates(self.behaviour, next_obs, c.target_candidates, c.solver,
-                                            c.train_sampling_steps)
-        else:
-            obs_n = next_obs.repeat_interleave(c.target_candidates, dim=0)
+        obs_n, cand = self.candidates(next_obs, c.target_candidates, cand)
         how = "argmax" if c.target == "max" else "softmax"
         return select(cand, self.critic.q_value(obs_n, cand, target=True), c.target_candidates, how, c.target_beta)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from genrl_core import solvers
-from genrl_core.algorithms.behaviour import InSupportAgent, InSupportConfig, check_min, sample_candidates
+from genrl_core.algorithms.behaviour import InSupportAgent, InSupportConfig, check_min
 from genrl_core.networks import GaussianFourierEmbedding, mlp
 from genrl_core.paths import make_path
 
@@ -88,10 +88,7 @@ class QGPO(InSupportAgent):
         """Eq. 30: cross-entropy between softmax(beta Q) and softmax(E_phi(s, a_i,t, t)) over K behaviour samples
         (cand [B*K, d] if given, else fresh ones), one diffusion time per state shared by its K samples."""
         c, k = self.cfg, self.cfg.energy_candidates
-        if cand is None:
-            obs_k, act_k = sample_candidates(self.behaviour, obs, k, c.solver, c.train_sampling_steps)
-        else:
-            obs_k, act_k = obs.repeat_interleave(k, dim=0), cand
+        obs_k, act_k = self.candidates(obs, k, cand)
         with torch.no_grad():
             target = torch.softmax(c.beta * self.critic.q_value(obs_k, act_k, target=True).view(-1, k), dim=1)
         b = self.behaviour
