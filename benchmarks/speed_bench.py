@@ -4,13 +4,14 @@ and every hot path against them. Prints one table and writes JSON (`--json PATH`
     .venv/bin/python benchmarks/speed_bench.py --quick          # a few minutes on 2 CPUs
     .venv/bin/python benchmarks/speed_bench.py --ray --json out/speed.json
 
-Sections: ceiling (a large float32 matmul; on CUDA also a device-to-device copy), updates (matmul FLOPs per update
-counted from the network shapes by torch's FlopCounterMode, achieved FLOP/s, fraction of the ceiling), sampling
-(plain and fast samplers per solver, step count and batch; latency and its ratio to the FLOP floor = FLOPs / ceiling;
-CUDA-graph sampler on a GPU), log_prob (time, with backward), likelihood accuracy per cost (error against a converged
-reference, per solver and step count), GMPG (two passes against a three-pass version of the same code; peak memory
-at T = 32, 100, 1000 with gradient checkpointing), and optionally (--ray) one smoke trial under Ray against the same
-run without Ray. Headline CPU figures use one torch thread (--threads).
+Sections: ceiling (a large float32 and bfloat16 matmul; on CPU the read bandwidth of a buffer bigger than L2, on CUDA
+a device-to-device copy), updates in fp32 and bf16 (matmul FLOPs per update counted from the network shapes by torch's
+FlopCounterMode, achieved FLOP/s, fraction of the ceilings), sampling (plain and fast samplers per solver, step count
+and batch; latency and its ratio to the FLOP floor = FLOPs / ceiling, and on CPU to the weight-streaming floor =
+network calls x weight bytes / read bandwidth; CUDA-graph sampler on a GPU), log_prob (time, with backward),
+likelihood accuracy per cost (error against a converged reference, per solver and step count), GMPG (two passes
+against a three-pass version of the same code; peak memory at T = 32, 100, 1000 with gradient checkpointing), and
+optionally (--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch thread (--threads).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from genrl_core import algorithms  # noqa: E402
 from genrl_core.fast_sampling import CudaGraphSampler, fast_sample  # noqa: E402
 from genrl_core.generative import GenerativeModel  # noqa: E402
-from genrl_core.networks import ResidualUNet  # noqa: E402
+from genrl_core.networks import PRECISIONS, ResidualUNet, precision_context  # noqa: E402
 from genrl_core.train import build_agent  # noqa: E402
 from baseline_bench import with_cache  # noqa: E402  (benchmarks/ is on sys.path)
 
@@ -96,18 +97,25 @@ def flops_of(fn: Callable[[], Any]) -> int:
 
 # --- ceilings ---------------------------------------------------------------------------------------------------
 
-def matmul_rate(device: str, reps: int) -> float:
-    """float32 FLOP/s of a large square matmul (median of reps)."""
+def matmul_rate(device: str, reps: int, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a large square matmul in `dtype` (median of reps)."""
     n = 4096 if device.startswith("cuda") else 2048
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     return 2 * n ** 3 / seconds(lambda: a @ b, device, reps)
 
 
 def ceilings(device: str, quick: bool) -> dict[str, float]:
-    """The machine's float32 matmul FLOP rate (best of two measurements) and, on CUDA, copy bandwidth."""
+    """The machine's float32 and bfloat16 matmul FLOP rates (best of two measurements each) and, on CUDA, copy
+    bandwidth."""
     n = 4096 if device.startswith("cuda") else 2048
-    out = {"matmul_flops": max(matmul_rate(device, 3 if quick else 7) for _ in range(2))}
+    out = {"matmul_flops": max(matmul_rate(device, 3 if quick else 7) for _ in range(2)),
+           "matmul_flops_bf16": max(matmul_rate(device, 3 if quick else 7, torch.bfloat16) for _ in range(2))}
     row("ceiling", f"float32 matmul {n}^3", f"{out['matmul_flops'] / 1e9:8.1f} GFLOP/s")
+    row("ceiling", f"bfloat16 matmul {n}^3", f"{out['matmul_flops_bf16'] / 1e9:8.1f} GFLOP/s")
+    if not device.startswith("cuda"):  # weights of a batch-1 network call stream from here (bigger than L2)
+        x = torch.randn(8 * 2 ** 20, device=device)
+        out["read_bytes_per_s"] = x.numel() * 4 / seconds(lambda: x.sum(), device, 21, warmup=3)
+        row("ceiling", "float32 read of 32 MiB (sum)", f"{out['read_bytes_per_s'] / 1e9:8.1f} GB/s")
     if device.startswith("cuda"):
         x = torch.empty(256 * 2 ** 20, device=device)
         y = torch.empty_like(x)
@@ -152,26 +160,37 @@ def iql_case(batch: int, device: str) -> tuple[Callable[[], Any], int]:
     return (lambda: agent.critic.update(data)), batch
 
 
-def updates(ceiling: float, device: str, batch: int, reps: int) -> dict[str, dict[str, float]]:
-    """FLOPs, seconds, FLOP/s and fraction of the ceiling of each algorithm's update."""
+def updates(ceil: dict[str, float], device: str, batch: int, reps: int,
+            precisions: tuple[str, ...] = PRECISIONS) -> dict[str, dict[str, float]]:
+    """FLOPs, seconds, FLOP/s and fraction of the ceiling of each algorithm's update, per training precision (bf16:
+    the generative backbones under bfloat16 autocast, against both the float32 and the bfloat16 ceiling)."""
     out = {}
     cases = {"iql": lambda: iql_case(batch, device)}
     cases.update({n: (lambda n=n: update_case(n, batch, device)) for n in algorithms.names()})
     for name, make in cases.items():
-        try:
-            fn, b = make()
-            t0 = time.perf_counter()
-            fl = flops_of(fn)
-            slow = time.perf_counter() - t0 > 2.0  # an update of seconds: one timed call is enough
-            sec = seconds(fn, device, 1 if slow else reps, warmup=0 if slow else 1)
-        except Exception as err:  # a baseline under construction must not stop the run
-            row("update", name, f"skipped: {type(err).__name__}: {err}"[:90])
-            continue
-        ceiling = max(ceiling, matmul_rate(device, 3))  # the ceiling measured back-to-back with the hot path
-        out[name] = {"batch": b, "flops": fl, "seconds": sec, "flops_per_s": fl / sec, "of_ceiling": fl / sec / ceiling,
-                     "ceiling": ceiling}
-        row("update", f"{name} batch {b}", f"{sec * 1e3:8.1f} ms {fl / 1e9:7.2f} GFLOP {fl / sec / 1e9:7.1f} GFLOP/s "
-                                            f"{100 * fl / sec / ceiling:5.1f}% of ceiling")
+        made = None
+        for prec in precisions if name != "iql" else ("fp32",):  # critics always train in float32
+            try:
+                fn, b = made = made or make()
+                with precision_context(prec):
+                    t0 = time.perf_counter()
+                    fl = flops_of(fn)
+                    slow = time.perf_counter() - t0 > 2.0  # an update of seconds: one timed call is enough
+                    sec = seconds(fn, device, 1 if slow else reps, warmup=0 if slow else 1)
+            except Exception as err:  # a baseline under construction must not stop the run
+                row("update", f"{name} {prec}", f"skipped: {type(err).__name__}: {err}"[:90])
+                continue
+            # the float32 ceiling measured back-to-back with the hot path (the highest reading counts)
+            ceiling = ceil["matmul_flops"] = max(ceil["matmul_flops"], matmul_rate(device, 3))
+            rate = fl / sec
+            out[f"{name}_{prec}"] = {"batch": b, "precision": prec, "flops": fl, "seconds": sec, "flops_per_s": rate,
+                                     "of_ceiling": rate / ceiling, "ceiling": ceiling}
+            figs = f"{sec * 1e3:8.1f} ms {fl / 1e9:7.2f} GFLOP {rate / 1e9:7.1f} GFLOP/s"
+            figs += f" {100 * rate / ceiling:5.1f}% of fp32"
+            if prec == "bf16":
+                out[f"{name}_{prec}"]["of_bf16_ceiling"] = rate / ceil["matmul_flops_bf16"]
+                figs += f", {100 * rate / ceil['matmul_flops_bf16']:4.1f}% of bf16"
+            row("update", f"{name} batch {b} {prec}", figs + " ceiling")
     return out
 
 
@@ -183,25 +202,46 @@ def hopper_model(path: str = "vpsde", device: str = "cpu", seed: int = 0) -> Gen
     return GenerativeModel(path, ResidualUNet(ACT, OBS), "velocity").to(device)
 
 
-def sampling(ceiling: float, device: str, steps_list: list[int], reps: int) -> dict[str, dict[str, float]]:
-    """Latency of plain and fast samplers per solver, step count and batch, with the FLOP floor."""
+def network_calls(model: GenerativeModel, fn: Callable[[], Any]) -> int:
+    """How many times fn calls the model's backbone."""
+    calls = []
+    handle = model.net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def sampling(ceil: dict[str, float], device: str, steps_list: list[int], reps: int) -> dict[str, dict[str, float]]:
+    """Latency of plain and fast samplers per solver, step count and batch, against the FLOP floor (FLOPs / matmul
+    ceiling) and, on CPU, the roofline floor: the larger of that and the weight-streaming floor (network calls x
+    bytes of the weights that act on x / read bandwidth; each call must read them all, from L3 when they do not fit
+    in L2; the time and condition embeddings' weights need not be read per call)."""
     model, out = hopper_model(device=device), {}
+    embedding_only = ("t_embed.", "c_embed.", ".emb.")
+    weight_bytes = sum(p.numel() * p.element_size() for name, p in model.net.named_parameters()
+                       if not any(part in f".{name}" for part in embedding_only))
     for batch in (1, 256):
         cond = torch.randn(batch, OBS, device=device)
         for solver in ("euler", "midpoint", "rk4", "dpm2"):
             for steps in steps_list:
                 fl = flops_of(lambda: model.sample(cond, solver=solver, steps=steps))
+                calls = network_calls(model, lambda: model.sample(cond, solver=solver, steps=steps))
                 r = max(2, reps // (4 if batch > 1 else 1))
                 plain = seconds(lambda: model.sample(cond, solver=solver, steps=steps), device, r)
                 fast = seconds(lambda: fast_sample(model, cond, solver=solver, steps=steps), device, r)
-                floor = fl / ceiling
+                floor = fl / ceil["matmul_flops"]
+                stream = calls * weight_bytes / ceil["read_bytes_per_s"] if "read_bytes_per_s" in ceil else 0.0
                 key = f"{solver}_K{steps}_b{batch}"
-                out[key] = {"flops": fl, "floor_s": floor, "plain_s": plain, "fast_s": fast}
+                roof = max(floor, stream)
+                out[key] = {"flops": fl, "floor_s": floor, "stream_floor_s": stream, "roofline_s": roof,
+                            "plain_s": plain, "fast_s": fast}
                 row("sample", f"{solver:<8} K={steps:<3} batch {batch:<4}",
-                    f"plain {plain * 1e3:8.2f} ms ({plain / floor:6.1f}x floor)  fast {fast * 1e3:8.2f} ms "
-                    f"({fast / floor:6.1f}x floor)")
+                    f"plain {plain * 1e3:8.2f} ms ({plain / floor:5.1f}x FLOP floor)  fast {fast * 1e3:8.2f} ms "
+                    f"({fast / floor:5.1f}x FLOP floor, {fast / roof:4.2f}x roofline)")
     if device.startswith("cuda"):
-        out.update(cuda_graph_sampling(model, ceiling, device))
+        out.update(cuda_graph_sampling(model, ceil["matmul_flops"], device))
     return out
 
 
@@ -422,11 +462,11 @@ def main() -> None:
     env["loadavg_before"] = env.pop("loadavg")
     dev, reps = args.device, 3 if args.quick else 7
     res["ceiling"] = ceilings(dev, args.quick)
-    flops = res["ceiling"]["matmul_flops"]
     if "update" in want:
-        res["update"] = updates(flops, dev, 1024 if args.quick else 4096, reps)
+        res["update"] = updates(res["ceiling"], dev, 1024 if args.quick else 4096, reps)
     if "sample" in want:
-        res["sample"] = sampling(flops, dev, [1, 5, 32] if args.quick else [1, 2, 5, 10, 32], 5 if args.quick else 20)
+        res["sample"] = sampling(res["ceiling"], dev, [1, 5, 32] if args.quick else [1, 2, 5, 10, 32],
+                                 5 if args.quick else 20)
     if "log_prob" in want:
         res["log_prob"] = log_prob_times(dev, 32, 1 if args.quick else 3)
     if "loglik" in want:

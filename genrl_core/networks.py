@@ -1,12 +1,51 @@
 """Networks: time embeddings, generative backbones taking (x, t, condition), and Q / V nets."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+PRECISIONS = ("fp32", "bf16")  # precision of the generative backbones in training updates (precision_context)
+_BACKBONE_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("backbone_dtype", default=None)
+
+
+def check_precision(name: str) -> None:
+    """One clear error for a precision that is not one of PRECISIONS."""
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+
+
+@contextlib.contextmanager
+def precision_context(name: str) -> Iterator[None]:
+    """Inside, the generative backbones run at `name`: fp32 as everywhere else, or bf16 = torch.autocast of their
+    matmuls to bfloat16 (AMX on recent Xeons, tensor cores on GPUs), float32 weights, float32 output. Critics,
+    energies and everything outside the backbones stay float32: a Q of size ~500 has a bfloat16 resolution of ~2,
+    more than the advantages that weight the policy."""
+    check_precision(name)
+    token = _BACKBONE_DTYPE.set(torch.bfloat16 if name == "bf16" else None)
+    try:
+        yield
+    finally:
+        _BACKBONE_DTYPE.reset(token)
+
+
+def _at_precision(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A backbone forward(x, t, cond) run under the precision_context in force (output float32 either way)."""
+    @functools.wraps(forward)
+    def run(self: nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        dtype = _BACKBONE_DTYPE.get()
+        if dtype is None:
+            return forward(self, x, t, cond)
+        with torch.autocast(x.device.type, dtype=dtype):
+            return forward(self, x, t, cond).float()
+    return run
 
 
 class GaussianFourierEmbedding(nn.Module):
@@ -85,6 +124,7 @@ class ResidualUNet(nn.Module):
             emb = torch.cat([emb, self.c_embed(cond)], dim=-1)
         return emb
 
+    @_at_precision
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The same function as forward_reference with fewer passes over the activations: all blocks' embedding
         projections in one matmul (fc1's bias folded in), each SiLU computed once and reused by the skip
@@ -128,6 +168,7 @@ class MLPBackbone(nn.Module):
         self.t_embed = GaussianFourierEmbedding(t_dim)
         self.net = mlp([x_dim + t_dim + cond_dim, *hidden, x_dim])
 
+    @_at_precision
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         parts = [x, self.t_embed(t.expand(x.shape[0]) if t.dim() == 0 else t)]
         if self.cond_dim:

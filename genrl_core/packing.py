@@ -41,6 +41,7 @@ from torch.utils._pytree import tree_map
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import seed_everything
 from genrl_core.data import OfflineData
+from genrl_core.networks import precision_context
 from genrl_core.train import Accumulator, build_agent
 
 ENGINES = ("vmap", "loop")
@@ -351,13 +352,16 @@ class Pack:
     rngs: list[SeedRNG]  # everything else the unpacked run draws from the global torch state
     engine: str = "vmap"
 
-    def train(self, data: OfflineData, start: int, n: int, batch_size: int) -> list[dict[str, float] | str]:
-        """Steps start..start+n-1 for every seed; per seed its mean losses or its divergence message."""
+    def train(self, data: OfflineData, start: int, n: int, batch_size: int,
+              precision: str = "fp32") -> list[dict[str, float] | str]:
+        """Steps start..start+n-1 for every seed at `precision` (networks.PRECISIONS); per seed its mean losses or its
+        divergence message."""
         acc = Accumulator()
-        if self.engine == "loop" or len(self.agents) == 1:
-            self._train_loop(data, start, n, batch_size, acc)
-        else:
-            self._train_vmap(data, start, n, batch_size, acc)
+        with precision_context(precision):
+            if self.engine == "loop" or len(self.agents) == 1:
+                self._train_loop(data, start, n, batch_size, acc)
+            else:
+                self._train_vmap(data, start, n, batch_size, acc)
         return read_seeds(acc)
 
     @contextlib.contextmanager

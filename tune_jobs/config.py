@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from genrl_core import algorithms
 from genrl_core.data import SCALINGS
+from genrl_core.networks import PRECISIONS
 from genrl_core.packing import ENGINES
 from genrl_core.paths import PATHS, PREDICTIONS
 from genrl_core.solvers import SOLVERS
@@ -37,6 +38,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # torch device; auto = cuda when the trial got a GPU, else cpu
     "seeds_per_trial": 1,  # seeds seed, seed+1, ... trained together in this trial as one packed model, a row each
     "pack_engine": "vmap",  # packed seeds: vmap (one batched model, faster) or loop (in turn; any algorithm)
+    "precision": "fp32",  # updates in fp32, or bf16 (bfloat16 autocast of the matmuls, float32 weights)
 }
 ALIASES = {"model": "path"}  # flat-config name -> dataclass field
 
@@ -265,6 +267,8 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
         out.append(f"seeds_per_trial must be an integer >= 1, got {run['seeds_per_trial']!r}")
     if run["pack_engine"] not in ENGINES:
         out.append(f"unknown pack_engine {run['pack_engine']!r}; valid: {', '.join(ENGINES)}")
+    if run["precision"] not in PRECISIONS:
+        out.append(f"unknown precision {run['precision']!r}; valid: {', '.join(PRECISIONS)}")
     if run["reward_scaling"] not in SCALINGS:
         out.append(f"unknown reward_scaling {run['reward_scaling']!r}; valid: {', '.join(SCALINGS)}")
     if run["preset"] == "paper" and not run["dataset"] and run["task"] not in PAPER_DATASETS:

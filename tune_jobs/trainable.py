@@ -189,7 +189,7 @@ def _round(t: _Trial) -> bool:
     """Train one chunk, evaluate each seed, write its row, report; False when every seed has diverged."""
     n = min(t.run["eval_every"], t.run["steps"] - t.progress["step"])
     t0 = time.perf_counter()
-    per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"])
+    per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"], t.run["precision"])
     train_s = time.perf_counter() - t0
     p = t.progress
     p.update(step=p["step"] + n, iteration=p["iteration"] + 1, wall_time_s=p["wall_time_s"] + train_s)
