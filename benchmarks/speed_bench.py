@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -360,17 +359,28 @@ def _peak_rss_child(steps: int, batch: int, checkpoint: bool) -> None:
     torch.set_num_threads(1)
     agent, obs = gmpg_agent(steps, "cpu", checkpoint), torch.randn(batch, OBS)
     agent.behaviour.requires_grad_(False)
-    base = _rss_kib()  # resident now; ru_maxrss after is the peak including the solve (0 if under an earlier peak)
+    _reset_peak_rss()
+    base = _status_kib("VmRSS")
     t0 = time.perf_counter()
     agent._kl_loss({"obs": obs})["policy_loss"].backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": max(peak - base, 0) / 1024, "seconds": time.perf_counter() - t0}))
+    print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024, "seconds": time.perf_counter() - t0}))
 
 
-def _rss_kib() -> int:
-    """Current resident set size in KiB (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def _reset_peak_rss() -> None:
+    """Set this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0). ru_maxrss cannot be used: after
+    fork + exec it keeps the parent's peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not allowed here: the peak then includes start-up (imports), an over-estimate
+        pass
+
+
+def _status_kib(key: str) -> int:
+    """A memory figure of /proc/self/status in KiB (VmRSS: resident now, VmHWM: peak resident)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
 
 
 def gmpg_memory(batch: int, steps_list: list[int]) -> dict[str, dict[str, float]]:

@@ -76,7 +76,7 @@ class GenerativeModel(nn.Module):
             if solver == "dpm2":
                 grid = solvers.time_grid(self.t_max, self.t_min, steps, x.device, x.dtype)
                 return solvers.dpm_solver_2(lambda t, y: self.eps(y, t, cond), x, grid, self.path)
-            return self._solve(lambda t, y: self.velocity(y, t, cond), x, self.t_max, self.t_min, solver, steps)
+            return self._solve(lambda t, y: self.velocity(y, t, cond), x, self.t_max, self.t_min, solver, steps, cond)
 
     @torch.no_grad()
     def sample_path(self, cond: torch.Tensor | None = None, *, n: int | None = None, solver: str = "euler",
@@ -97,7 +97,7 @@ class GenerativeModel(nn.Module):
         state = torch.cat([x, torch.zeros_like(x[:, :1])], dim=-1)
         field = augmented_field(lambda t, y: self.velocity(y, t, cond), trace, hutchinson_probe(x, probe))
         with _grad(with_grad):
-            out = self._solve(field, state, self.t_min, self.t_max, solver, steps)
+            out = self._solve(field, state, self.t_min, self.t_max, solver, steps, cond)
             return gaussian_log_prob(out[:, :-1], self.prior_std) + out[:, -1]
 
     def sample_with_log_prob(self, cond: torch.Tensor | None = None, *, n: int | None = None, solver: str = "euler",
@@ -109,7 +109,7 @@ class GenerativeModel(nn.Module):
         state = torch.cat([x1, torch.zeros_like(x1[:, :1])], dim=-1)
         field = augmented_field(lambda t, y: self.velocity(y, t, cond), trace, hutchinson_probe(x1, probe))
         with _grad(with_grad):
-            out = self._solve(field, state, self.t_max, self.t_min, solver, steps)
+            out = self._solve(field, state, self.t_max, self.t_min, solver, steps, cond)
             return out[:, :-1], gaussian_log_prob(x1, self.prior_std) - out[:, -1]
 
     @property
@@ -118,13 +118,18 @@ class GenerativeModel(nn.Module):
         return float(self.path.sigma(torch.tensor(self.t_max, dtype=torch.float64)))
 
     # --- helpers ---
-    def _solve(self, field, x: torch.Tensor, t0: float, t1: float, solver: str, steps: int) -> torch.Tensor:
+    def _solve(self, field, x: torch.Tensor, t0: float, t1: float, solver: str, steps: int,
+               cond: torch.Tensor | None) -> torch.Tensor:
+        """Integrate the field (which reads the parameters and cond) from t0 to t1; gradients reach x, the
+        parameters and cond."""
+        params = tuple(p for p in self.parameters() if p.requires_grad)
+        if cond is not None and cond.requires_grad:
+            params += (cond,)  # the recomputed steps of grad_checkpoint pass gradients to their explicit inputs only
         if solver in solvers.FIXED_STEP:
             grid = solvers.time_grid(t0, t1, steps, x.device, x.dtype)
-            return solvers.integrate(field, x, grid, solver, checkpoint=self.grad_checkpoint)
+            return solvers.integrate(field, x, grid, solver, checkpoint=self.grad_checkpoint, params=params)
         if solver == "dpm2":
             raise ValueError("dpm2 samples only; use euler, midpoint, rk4 or dopri5 for likelihoods")
-        params = tuple(p for p in self.parameters() if p.requires_grad)
         return solvers.integrate_adaptive(field, x, t0, t1, adjoint=solver == "dopri5_adjoint", params=params)
 
     def _prior_noise(self, cond: torch.Tensor | None, n: int | None, noise: torch.Tensor | None) -> torch.Tensor:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import math
 from typing import Callable, Iterator, Sequence
@@ -13,7 +12,9 @@ from torch import nn
 
 
 PRECISIONS = ("fp32", "bf16")  # precision of the generative backbones in training updates (precision_context)
-_BACKBONE_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("backbone_dtype", default=None)
+# The autocast dtype of the backbones, set by precision_context. A module global rather than a ContextVar: gradient
+# checkpointing recomputes backbone calls inside backward, which on a GPU runs in the autograd engine's own thread.
+_backbone_dtype: torch.dtype | None = None
 
 
 def check_precision(name: str) -> None:
@@ -28,22 +29,22 @@ def precision_context(name: str) -> Iterator[None]:
     matmuls to bfloat16 (AMX on recent Xeons, tensor cores on GPUs), float32 weights, float32 output. Critics,
     energies and everything outside the backbones stay float32: a Q of size ~500 has a bfloat16 resolution of ~2,
     more than the advantages that weight the policy."""
+    global _backbone_dtype
     check_precision(name)
-    token = _BACKBONE_DTYPE.set(torch.bfloat16 if name == "bf16" else None)
+    before, _backbone_dtype = _backbone_dtype, (torch.bfloat16 if name == "bf16" else None)
     try:
         yield
     finally:
-        _BACKBONE_DTYPE.reset(token)
+        _backbone_dtype = before
 
 
 def _at_precision(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """A backbone forward(x, t, cond) run under the precision_context in force (output float32 either way)."""
     @functools.wraps(forward)
     def run(self: nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        dtype = _BACKBONE_DTYPE.get()
-        if dtype is None:
+        if _backbone_dtype is None:
             return forward(self, x, t, cond)
-        with torch.autocast(x.device.type, dtype=dtype):
+        with torch.autocast(x.device.type, dtype=_backbone_dtype):
             return forward(self, x, t, cond).float()
     return run
 

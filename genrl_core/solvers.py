@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.utils.checkpoint
 
 from genrl_core.paths import Path
 
@@ -52,13 +51,44 @@ def _rk4(f: VectorField, x: torch.Tensor, t: torch.Tensor, h: torch.Tensor) -> t
 _STEPPERS = {"euler": _euler, "midpoint": _midpoint, "rk4": _rk4}
 
 
+class _RecomputedStep(torch.autograd.Function):
+    """One solver step that keeps only its input state for backward and recomputes the step there.
+
+    torch.utils.checkpoint cannot serve here: a field that differentiates inside the step (the divergence of
+    likelihood.augmented_field) makes its non-reentrant form recompute and keep every step's activations during the
+    forward pass already, so memory grew with the step count. Gradients reach the field's parameters because they
+    are inputs of this function.
+    """
+
+    @staticmethod
+    def forward(ctx, step, f: VectorField, x: torch.Tensor, t: torch.Tensor, h: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
+        ctx.step, ctx.f = step, f
+        ctx.save_for_backward(x, t, h, *params)
+        return step(f, x, t, h)  # grad mode is off here: the field builds no graph
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, t, h, *params = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            out = ctx.step(ctx.f, x, t, h)
+            wrt = [x, *(p for p in params if p.requires_grad)]
+            grads = iter(torch.autograd.grad(out, wrt, grad, allow_unused=True))
+        gx = next(grads)
+        return (None, None, gx if ctx.needs_input_grad[2] else None, None, None,
+                *(next(grads) if p.requires_grad else None for p in params))
+
+
 def integrate(f: VectorField, x: torch.Tensor, grid: torch.Tensor, solver: str = "euler",
-              checkpoint: bool = False, keep_path: bool = False) -> torch.Tensor:
+              checkpoint: bool = False, keep_path: bool = False,
+              params: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
     """Integrate dx/dt = f(t, x) from grid[0] to grid[-1] with a fixed-step solver.
 
-    checkpoint=True recomputes each step in the backward pass (gradient checkpointing), so memory
-    stays bounded by one step's activations however many steps there are. keep_path=True returns every
-    state on the grid stacked as [len(grid), *x.shape].
+    checkpoint=True recomputes each step in the backward pass, so the forward pass keeps one state per step and
+    memory stays bounded by one step's activations however many steps there are; gradients then reach the field's
+    parameters only if they are given as `params`. keep_path=True returns every state on the grid stacked as
+    [len(grid), *x.shape].
     """
     step = _STEPPERS.get(solver)
     if step is None:
@@ -67,7 +97,7 @@ def integrate(f: VectorField, x: torch.Tensor, grid: torch.Tensor, solver: str =
     path = [x] if keep_path else None
     for i in range(grid.shape[0] - 1):
         if checkpoint:
-            x = torch.utils.checkpoint.checkpoint(step, f, x, grid[i], grid[i + 1] - grid[i], use_reentrant=False)
+            x = _RecomputedStep.apply(step, f, x, grid[i], grid[i + 1] - grid[i], *params)
         else:
             x = step(f, x, grid[i], grid[i + 1] - grid[i])
         if keep_path:

@@ -82,3 +82,18 @@ def test_unknown_precision_is_one_clear_error() -> None:
     base = {**C.RUN_DEFAULTS, "dataset": "toy/swissroll-v0"}
     with pytest.raises(C.SweepConfigError, match="unknown precision 'half'; valid: fp32, bf16"):
         C.validate_configs([{**base, "precision": "half"}])
+
+
+def test_checkpointed_gmpg_step_in_bf16_equals_plain_bf16(swissroll) -> None:
+    """Gradient checkpointing recomputes the backbone in backward: under bf16 it must recompute in bf16 too."""
+    cfg = {"backbone": "mlp", "widths": (32, 32), "critic_hidden": (32, 32), "behaviour_steps": 0, "critic_steps": 0,
+           "train_steps": 4, "trace": "hutchinson"}
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        agent = build_agent("gmpg", swissroll.obs_dim, swissroll.act_dim, {**cfg, "grad_checkpoint": ckpt})
+        batch = swissroll.sample(64, torch.Generator().manual_seed(0))
+        with precision_context("bf16"):
+            agent._kl_loss(batch)["policy_loss"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in agent.policy.parameters()]))
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
