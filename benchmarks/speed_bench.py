@@ -71,6 +71,22 @@ def seconds(fn: Callable[[], Any], device: str, reps: int, warmup: int = 1) -> f
     return sorted(times)[len(times) // 2]
 
 
+def interleaved(fns: list[Callable[[], Any]], device: str, reps: int) -> list[float]:
+    """Median seconds per call of each fn, timed in turn (a b a b ...) so that a drift of the machine's speed
+    falls on all of them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, out in zip(fns, times):
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            out.append(time.perf_counter() - t0)
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
 class _FlopCount(TorchDispatchMode):
     """Sums torch's FLOP formulas (matmuls, from operand shapes) over every op dispatched, backward included."""
 
@@ -337,8 +353,8 @@ def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
     agent, obs = gmpg_agent(32, device), torch.randn(batch, OBS, device=device)
     agent.behaviour.requires_grad_(False)
     c = agent.cfg
-    two = seconds(lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward(), device, reps)
-    three = seconds(lambda: three_pass_loss(agent, obs).backward(), device, reps)
+    two, three = interleaved([lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward(),
+                              lambda: three_pass_loss(agent, obs).backward()], device, reps)
     act = agent.policy.sample(obs, steps=c.train_steps).detach().requires_grad_(True)
     kw = dict(steps=c.train_steps, trace=c.trace, with_grad=True)
     sample = seconds(lambda: agent.policy.sample(obs, steps=c.train_steps, with_grad=True).sum().backward(),
@@ -482,7 +498,7 @@ def main() -> None:
     if "loglik" in want:
         res["loglik_accuracy"] = likelihood_accuracy(dev, args.quick)
     if "gmpg" in want:
-        res["gmpg_passes"] = gmpg_passes(dev, 64 if args.quick else 256, 1 if args.quick else 3)
+        res["gmpg_passes"] = gmpg_passes(dev, 64 if args.quick else 256, 1 if args.quick else 5)
         if dev == "cpu":
             res["gmpg_memory"] = gmpg_memory(32 if args.quick else 64, [32, 100, 1000])
     if "ray" in want:
