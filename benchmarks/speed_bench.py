@@ -11,7 +11,8 @@ and batch; latency and its ratio to the FLOP floor = FLOPs / ceiling, and on CPU
 network calls x weight bytes / read bandwidth; CUDA-graph sampler on a GPU), log_prob (time, with backward),
 likelihood accuracy per cost (error against a converged reference, per solver and step count), GMPG (two passes
 against a three-pass version of the same code; peak memory at T = 32, 100, 1000 with gradient checkpointing), and
-optionally (--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch thread (--threads).
+optionally (--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch
+thread (--threads).
 """
 from __future__ import annotations
 
@@ -347,9 +348,9 @@ def three_pass_loss(agent, obs: torch.Tensor) -> torch.Tensor:
 
 
 def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
-    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32; and the ratio the passes'
-    own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass timed with its
-    backward (mu frozen: its density pass back-propagates into the action only)."""
+    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32, timed in turn; and the
+    ratio the passes' own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass
+    timed with its backward (mu frozen: its density pass back-propagates into the action only)."""
     agent, obs = gmpg_agent(32, device), torch.randn(batch, OBS, device=device)
     agent.behaviour.requires_grad_(False)
     c = agent.cfg

@@ -182,7 +182,8 @@ from genrl_core.networks import ResidualUNet
 torch.manual_seed(0)
 model = GenerativeModel("icfm", ResidualUNet(3, 11), "velocity")
 model.grad_checkpoint = True
-status = lambda key: int(next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key)).split()[1])
+def status(key):
+    return int(next(s for s in Path("/proc/self/status").read_text().splitlines() if s.startswith(key)).split()[1])
 Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
 base = status("VmRSS")
 a, lp = model.sample_with_log_prob(torch.randn(64, 11), steps=int(sys.argv[1]), trace="hutchinson", with_grad=True)
