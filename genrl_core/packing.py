@@ -358,11 +358,23 @@ class Pack:
         divergence message."""
         acc = Accumulator()
         with precision_context(precision):
-            if self.engine == "loop" or len(self.agents) == 1:
+            if self.one_by_one:
                 self._train_loop(data, start, n, batch_size, acc)
             else:
                 self._train_vmap(data, start, n, batch_size, acc)
         return read_seeds(acc)
+
+    @property
+    def one_by_one(self) -> bool:
+        """Whether the seeds train one after another (loop engine, or a single seed) rather than batched by vmap."""
+        return self.engine == "loop" or len(self.agents) == 1
+
+    def bind_data(self, data: OfflineData) -> None:
+        """Agent.bind_data for each seed when they train one by one (loop engine, or a single seed); the vmap engine's
+        batched update samples SfBC / QGPO candidates fresh, since a per-seed cache cannot be built inside it."""
+        if self.one_by_one:
+            for agent, seed in zip(self.agents, self.seeds):
+                agent.bind_data(data, seed)
 
     @contextlib.contextmanager
     def seed_rng(self, i: int) -> Iterator[None]:

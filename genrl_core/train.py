@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reward-scaling", default="auto", choices=["auto", "locomotion", "antmaze", "none"])
     p.add_argument("--normalize-obs", action="store_true", help="normalise observations (stats saved with the run)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32, or bf16: bfloat16 autocast of the updates' matmuls (float32 weights; ~2x on AMX CPUs)")
+                   help="fp32, or bf16: the generative backbones' matmuls in bfloat16 during updates (critics fp32)")
     _add_config_flags(p.add_argument_group(f"{algo} config ({cls.config_class.__name__})"), cls.config_class)
     args = vars(p.parse_args(argv))
     given = {f.name: (tuple(args[f.name]) if isinstance(args[f.name], list) else args[f.name], f.default)

@@ -38,7 +38,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # torch device; auto = cuda when the trial got a GPU, else cpu
     "seeds_per_trial": 1,  # seeds seed, seed+1, ... trained together in this trial as one packed model, a row each
     "pack_engine": "vmap",  # packed seeds: vmap (one batched model, faster) or loop (in turn; any algorithm)
-    "precision": "fp32",  # updates in fp32, or bf16 (bfloat16 autocast of the matmuls, float32 weights)
+    "precision": "fp32",  # updates in fp32, or bf16 (the generative backbones' matmuls in bfloat16; critics fp32)
 }
 ALIASES = {"model": "path"}  # flat-config name -> dataclass field
 

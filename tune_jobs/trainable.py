@@ -176,9 +176,7 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     data = load_data(run["dataset"], device, run["reward_scaling"], run["normalize_obs"])
     seeds = pack_seeds(run)
     pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"])
-    if pack.engine == "loop" or len(seeds) == 1:  # SfBC / QGPO: candidates drawn once per dataset state (a cache
-        for agent, seed in zip(pack.agents, seeds):  # cannot be built inside the vmap engine's batched update)
-            agent.bind_data(data, seed)
+    pack.bind_data(data)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     trial = _Trial(run, device, data, pack, _restore(pack), _base_rows(config, meta, device, seeds),
                    meta.get("results"))
     while trial.progress["step"] < run["steps"] and _round(trial):
