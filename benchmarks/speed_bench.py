@@ -6,13 +6,14 @@ and every hot path against them. Prints one table and writes JSON (`--json PATH`
 
 Sections: ceiling (a large float32 and bfloat16 matmul; on CPU the read bandwidth of a buffer bigger than L2, on CUDA
 a device-to-device copy), updates in fp32 and bf16 (matmul FLOPs per update counted from the network shapes by torch's
-FlopCounterMode, achieved FLOP/s, fraction of the ceilings), sampling (plain and fast samplers per solver, step count
-and batch; latency and its ratio to the FLOP floor = FLOPs / ceiling, and on CPU to the weight-streaming floor =
-network calls x weight bytes / read bandwidth; CUDA-graph sampler on a GPU), log_prob (time, with backward),
-likelihood accuracy per cost (error against a converged reference, per solver and step count), GMPG (two passes
-against a three-pass version of the same code; peak memory at T = 32, 100, 1000 with gradient checkpointing), and
-optionally (--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch
-thread (--threads).
+FlopCounterMode, achieved FLOP/s, fraction of the ceilings; on CPU also the matmuls' own rate inside the update, which
+bounds it), sampling (plain and fast samplers per solver, step count and batch; latency and its ratio to the FLOP floor
+= FLOPs / ceiling, and on CPU to the weight-streaming floor = network calls x weight bytes / read bandwidth; CUDA-graph
+sampler on a GPU), log_prob (time, with backward), likelihood accuracy per cost (error against a converged reference,
+per solver and step count), GMPG (two passes against a three-pass version of the same code, with the ratios the
+passes' costs and FLOP counts allow; peak memory at T = 32, 100, 1000 with gradient checkpointing), and optionally
+(--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch thread
+(--threads).
 """
 from __future__ import annotations
 
@@ -72,10 +73,10 @@ def seconds(fn: Callable[[], Any], device: str, reps: int, warmup: int = 1) -> f
     return sorted(times)[len(times) // 2]
 
 
-def interleaved(fns: list[Callable[[], Any]], device: str, reps: int) -> list[float]:
+def interleaved(fns: list[Callable[[], Any]], device: str, reps: int, warmup: bool = True) -> list[float]:
     """Median seconds per call of each fn, timed in turn (a b a b ...) so that a drift of the machine's speed
     falls on all of them alike."""
-    for fn in fns:
+    for fn in fns if warmup else []:
         fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
@@ -89,35 +90,54 @@ def interleaved(fns: list[Callable[[], Any]], device: str, reps: int) -> list[fl
 
 
 class _FlopCount(TorchDispatchMode):
-    """Sums torch's FLOP formulas (matmuls, from operand shapes) over every op dispatched, backward included."""
+    """Sums torch's FLOP formulas (matmuls, from operand shapes) over every op dispatched, backward included, and the
+    seconds spent inside those ops (CPU: ops run synchronously)."""
 
     def __init__(self):
         super().__init__()
-        self.total = 0
+        self.total, self.seconds = 0, 0.0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
+        t0 = time.perf_counter()
+        out = func(*args, **kwargs)
         if formula is not None:
+            self.seconds += time.perf_counter() - t0
             self.total += formula(*args, **kwargs, out_val=out)
         return out
 
 
 def flops_of(fn: Callable[[], Any]) -> int:
     """Matmul FLOPs of one call of fn, counted from the operand shapes."""
-    with _FlopCount() as counter:
-        fn()
-    return int(counter.total)
+    return matmul_profile(fn)[0]
+
+
+def matmul_profile(fn: Callable[[], Any], reps: int = 1) -> tuple[int, float]:
+    """(matmul FLOPs, seconds inside the matmuls) of one call of fn (fewest seconds over reps calls). The FLOPs over
+    those seconds is the matmuls' own rate: the rate the whole call would reach if everything else in it cost nothing
+    (CPU only)."""
+    counts = []
+    for _ in range(reps):
+        with _FlopCount() as counter:
+            fn()
+        counts.append((int(counter.total), counter.seconds))
+    return min(counts, key=lambda c: c[1])
 
 
 # --- ceilings ---------------------------------------------------------------------------------------------------
 
-def matmul_rate(device: str, reps: int, dtype: torch.dtype = torch.float32) -> float:
-    """FLOP/s of a large square matmul in `dtype` (median of reps)."""
+def big_matmul(device: str, dtype: torch.dtype = torch.float32) -> tuple[Callable[[], Any], int]:
+    """(a large square matmul in `dtype`, its FLOPs)."""
     n = 4096 if device.startswith("cuda") else 2048
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    return 2 * n ** 3 / seconds(lambda: a @ b, device, reps)
+    return (lambda: a @ b), 2 * n ** 3
+
+
+def matmul_rate(device: str, reps: int, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a large square matmul in `dtype` (median of reps)."""
+    fn, flops = big_matmul(device, dtype)
+    return flops / seconds(fn, device, reps)
 
 
 def ceilings(device: str, quick: bool) -> dict[str, float]:
@@ -180,8 +200,9 @@ def updates(ceil: dict[str, float], device: str, batch: int, reps: int,
             precisions: tuple[str, ...] = PRECISIONS) -> dict[str, dict[str, float]]:
     """FLOPs, seconds, FLOP/s and fraction of the ceiling of each algorithm's update, per training precision (bf16:
     the generative backbones under bfloat16 autocast, against both the float32 and the bfloat16 ceiling). The float32
-    matmul rate is measured again after each update and ceil["matmul_flops"] keeps the highest reading."""
-    out = {}
+    ceiling of each row is the large matmul timed in turn with the update (a b a b ...: the machine's speed drifts by
+    10-20% within minutes here); ceil["matmul_flops"] keeps the highest reading."""
+    out, (big, big_flops) = {}, big_matmul(device)
     cases = {"iql": lambda: iql_case(batch, device)}
     cases.update({n: (lambda n=n: update_case(n, batch, device)) for n in algorithms.names()})
     for name, make in cases.items():
@@ -191,19 +212,25 @@ def updates(ceil: dict[str, float], device: str, batch: int, reps: int,
                 fn, b = made = made or make()
                 with precision_context(prec):
                     t0 = time.perf_counter()
-                    fl = flops_of(fn)
+                    fn()  # warm-up
                     slow = time.perf_counter() - t0 > 2.0  # an update of seconds: one timed call is enough
-                    sec = seconds(fn, device, 1 if slow else reps, warmup=0 if slow else 1)
+                    big()
+                    sec, big_sec = interleaved([fn, big], device, 1 if slow else reps, warmup=False)
+                    fl, mm_sec = matmul_profile(fn, 1 if slow else 3)  # warm, like the timed calls
             except Exception as err:  # a baseline under construction must not stop the run
                 row("update", f"{name} {prec}", f"skipped: {type(err).__name__}: {err}"[:90])
                 continue
-            # the float32 ceiling measured back-to-back with the hot path (the highest reading counts)
-            ceiling = ceil["matmul_flops"] = max(ceil["matmul_flops"], matmul_rate(device, 3))
+            ceiling = big_flops / big_sec
+            ceil["matmul_flops"] = max(ceil["matmul_flops"], ceiling)
             rate = fl / sec
             out[f"{name}_{prec}"] = {"batch": b, "precision": prec, "flops": fl, "seconds": sec, "flops_per_s": rate,
                                      "of_ceiling": rate / ceiling, "ceiling": ceiling}
             figs = f"{sec * 1e3:8.1f} ms {fl / 1e9:7.2f} GFLOP {rate / 1e9:7.1f} GFLOP/s"
             figs += f" {100 * rate / ceiling:5.1f}% of fp32"
+            if device == "cpu":  # the matmuls' own rate bounds the update's (ops outside them would cost nothing)
+                out[f"{name}_{prec}"]["matmul_seconds"] = mm_sec
+                out[f"{name}_{prec}"]["matmul_of_ceiling"] = fl / mm_sec / ceiling
+                figs += f" (matmuls alone {100 * fl / mm_sec / ceiling:3.0f}%)"
             if prec == "bf16":
                 out[f"{name}_{prec}"]["of_bf16_ceiling"] = rate / ceil["matmul_flops_bf16"]
                 figs += f", {100 * rate / ceil['matmul_flops_bf16']:4.1f}% of bf16"
@@ -349,9 +376,10 @@ def three_pass_loss(agent, obs: torch.Tensor) -> torch.Tensor:
 
 
 def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
-    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32, timed in turn; and the
-    ratio the passes' own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass
-    timed with its backward (mu frozen: its density pass back-propagates into the action only)."""
+    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32, timed in turn; the ratio
+    the passes' own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass timed with
+    its backward (mu frozen: its density pass back-propagates into the action only); and the ratio of the two
+    versions' matmul FLOPs (a speed-up above it needs the two-pass version to run its FLOPs faster)."""
     agent, obs = gmpg_agent(32, device), torch.randn(batch, OBS, device=device)
     agent.behaviour.requires_grad_(False)
     c = agent.cfg
@@ -364,12 +392,16 @@ def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
     pi = seconds(lambda: agent.policy.log_prob(act, obs, **kw).sum().backward(), device, reps)
     mu = seconds(lambda: agent.behaviour.log_prob(act, obs, **kw).sum().backward(), device, reps)
     bound = (sample + pi + mu) / (pi + mu)
+    flop_bound = flops_of(lambda: three_pass_loss(agent, obs).backward()) / flops_of(
+        lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward())
     row("gmpg", f"T=32 batch {batch}: two passes vs three", f"{two * 1e3:8.1f} ms vs {three * 1e3:8.1f} ms: "
-                                                            f"{three / two:4.2f}x (pass costs allow {bound:4.2f}x)")
+                                                            f"{three / two:4.2f}x (pass costs allow {bound:4.2f}x, "
+                                                            f"FLOP counts {flop_bound:4.2f}x)")
     row("gmpg", f"T=32 batch {batch}: one pass + backward", f"sample {sample * 1e3:7.1f} ms, log pi {pi * 1e3:7.1f} "
                                                             f"ms, log mu {mu * 1e3:7.1f} ms ({c.trace})")
     return {"two_pass_s": two, "three_pass_s": three, "speedup": three / two, "batch": batch,
-            "sample_pass_s": sample, "pi_density_pass_s": pi, "mu_density_pass_s": mu, "speedup_bound": bound}
+            "sample_pass_s": sample, "pi_density_pass_s": pi, "mu_density_pass_s": mu, "speedup_bound": bound,
+            "flop_ratio": flop_bound}
 
 
 def _peak_rss_child(steps: int, batch: int, checkpoint: bool) -> None:

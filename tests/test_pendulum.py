@@ -118,17 +118,18 @@ GTP_ACTOR = dict(t_max=10.0, n_end=40, hidden=(128, 128, 128), max_action=2.0, a
 GTP_CRITIC = dict(critic_hidden=(256, 256), critic_lr=0.0, eta=5.0, w_max=10.0)
 
 
-def gtp_seed(dataset_id: str, critic_file: str, seed: int, out: str) -> dict[str, float]:
-    """One seed: GTP's final score acting with K = 2 and K = 5 (the same trained agent), and GTP-BC's (K = 2)."""
+def gtp_seed(dataset_id: str, critic_file: str, seed: int, out: str, precision: str = "fp32") -> dict[str, float]:
+    """One seed: GTP's final score acting with K = 2 and K = 5 (the same trained agent), and GTP-BC's (K = 2), both
+    trained at `precision`."""
     overrides = {**GTP_ACTOR, **GTP_CRITIC, "critic_init": critic_file}
     k2 = train("gtp", dataset_id, steps=GTP_STEPS, seed=seed, eval_episodes=10, out=out, overrides=overrides,
-               log=None)[-1]["score_mean"]
+               precision=precision, log=None)[-1]["score_mean"]
     data = load(dataset_id)
     agent = build_agent("gtp", data.obs_dim, data.act_dim, {**overrides, "sampling_steps": 5})
     agent.load_full_state(torch.load(os.path.join(out, "checkpoint.pt"), weights_only=True)["agent"])
     k5 = evaluate_dataset(agent.eval().act, data, 10, seed)["score_mean"]
     bc = train("gtp_bc", dataset_id, steps=GTP_STEPS, seed=seed, eval_episodes=10, overrides=GTP_ACTOR,
-               log=None)[-1]["score_mean"]
+               precision=precision, log=None)[-1]["score_mean"]
     return {"gtp_K2": k2, "gtp_K5": k5, "gtp_bc": bc}
 
 
@@ -143,3 +144,15 @@ def test_gtp_beats_gtp_bc_and_the_behaviour_policy(pendulum_datasets: dict, crit
     assert mean["gtp_K2"] > mean["gtp_bc"] + 10 and mean["gtp_K2"] > behaviour + 10, (mean, behaviour)
     # K = 2 close to K = 5 (10 episodes per seed, per-episode score std ~16: a few points of noise)
     assert abs(mean["gtp_K2"] - mean["gtp_K5"]) < 10, mean
+
+
+@pytest.mark.long
+def test_gtp_in_bf16_beats_gtp_bc_and_the_behaviour_policy(pendulum_datasets: dict, critic_file: str,
+                                                           tmp_path) -> None:
+    """The same runs with GTP's and GTP-BC's flow maps under bfloat16 autocast (its critic stays float32)."""
+    dataset_id = pendulum_datasets["medium"]
+    behaviour = dataset_score(dataset_id)
+    runs = [gtp_seed(dataset_id, critic_file, s, str(tmp_path / f"gtp{s}"), "bf16") for s in SEEDS]
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    print(f"Pendulum medium, bf16: per seed {runs}; means {mean}; behaviour {behaviour:.1f}")
+    assert mean["gtp_K2"] > mean["gtp_bc"] + 10 and mean["gtp_K2"] > behaviour + 10, (mean, behaviour)
