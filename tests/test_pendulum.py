@@ -155,4 +155,5 @@ def test_gtp_in_bf16_beats_gtp_bc_and_the_behaviour_policy(pendulum_datasets: di
     runs = [gtp_seed(dataset_id, critic_file, s, str(tmp_path / f"gtp{s}"), "bf16") for s in SEEDS]
     mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     print(f"Pendulum medium, bf16: per seed {runs}; means {mean}; behaviour {behaviour:.1f}")
+    # measured (seeds 0, 1, 2): GTP K=2 69.7, 62.8, 57.1; K=5 71.0, 59.5, 56.2; GTP-BC 30.6, 24.3, 29.9 (fp32: above)
     assert mean["gtp_K2"] > mean["gtp_bc"] + 10 and mean["gtp_K2"] > behaviour + 10, (mean, behaviour)
