@@ -453,7 +453,7 @@ def gmpg_memory(batch: int, steps_list: list[int]) -> dict[str, dict[str, float]
 # --- Ray ------------------------------------------------------------------------------------------------------------
 
 def ray_vs_plain() -> dict[str, float]:
-    """One smoke GMPG trial (300 steps, Pendulum stand-in) under Ray Tune against the same run without Ray."""
+    """One smoke GMPO trial (300 steps, Pendulum stand-in) under Ray Tune against the same run without Ray."""
     from tune_jobs import config as C
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
