@@ -21,7 +21,7 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not long"
 
 # the long end-to-end checks (GTP with its own critic, GMPG Eq. 8, Diffusion-QL and QGPO on Pendulum; the baselines' Pendulum
-# runs; tens of minutes on 2 cores)
+# runs; GMPO, GMPG, GTP, IDQL, SRPO and Diffusion-QL with bf16 backbones; tens of minutes on 2 cores)
 test-long: $(STAMP)
 	GTP_PENDULUM_TEST=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests -m long -s
 
