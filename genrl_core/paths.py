@@ -110,23 +110,23 @@ class VPSDE(Path):
     def log_alpha(self, t: torch.Tensor) -> torch.Tensor:
         return -0.25 * t * t * (self.beta_1 - self.beta_0) - 0.5 * t * self.beta_0
 
-    def alpha(self, t):
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return self.log_alpha(t).exp()
 
-    def sigma(self, t):
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return (-torch.expm1(2 * self.log_alpha(t))).sqrt()
 
-    def drift(self, t):
+    def drift(self, t: torch.Tensor) -> torch.Tensor:
         return -0.5 * (self.beta_0 + t * (self.beta_1 - self.beta_0))
 
-    def d_alpha(self, t):
+    def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         return self.drift(t) * self.alpha(t)
 
-    def d_sigma(self, t):
+    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
         a2 = (2 * self.log_alpha(t)).exp()
         return -self.drift(t) * a2 / self.sigma(t)
 
-    def g2(self, t):
+    def g2(self, t: torch.Tensor) -> torch.Tensor:
         return self.beta_0 + t * (self.beta_1 - self.beta_0)
 
     def t_of_lambda(self, lam: torch.Tensor) -> torch.Tensor:
@@ -142,16 +142,16 @@ class GVP(Path):
     name = "gvp"
     is_diffusion = True
 
-    def alpha(self, t):
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return torch.cos(0.5 * math.pi * t)
 
-    def sigma(self, t):
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return torch.sin(0.5 * math.pi * t)
 
-    def d_alpha(self, t):
+    def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
 
-    def d_sigma(self, t):
+    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
 
     def t_of_lambda(self, lam: torch.Tensor) -> torch.Tensor:
@@ -164,16 +164,16 @@ class Linear(Path):
 
     name = "linear"
 
-    def alpha(self, t):
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return 1 - t
 
-    def sigma(self, t):
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return t
 
-    def d_alpha(self, t):
+    def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         return -torch.ones_like(t)
 
-    def d_sigma(self, t):
+    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(t)
 
 
@@ -189,19 +189,19 @@ class ICFM(Path):
     def __init__(self, sigma_min: float = 0.01):
         self.s = sigma_min
 
-    def alpha(self, t):
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return 1 - t
 
-    def sigma(self, t):
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return (t * t + self.s ** 2).sqrt()
 
-    def d_alpha(self, t):
+    def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         return -torch.ones_like(t)
 
-    def d_sigma(self, t):
+    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
         return t / self.sigma(t)
 
-    def sample_xt(self, x0, t):
+    def sample_xt(self, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z, e = torch.randn_like(x0), torch.randn_like(x0)
         tt = _col(t)
         x_t = (1 - tt) * x0 + tt * z + self.s * e

@@ -68,7 +68,7 @@ class _RecomputedStep(torch.autograd.Function):
         return step(f, x, t, h)  # grad mode is off here: the field builds no graph
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, t, h, *params = ctx.saved_tensors
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -265,7 +265,7 @@ def connect(args: argparse.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def loopback_node_ip():
+def loopback_node_ip() -> Iterator[None]:
     """Keep 127.0.0.1 as the node IP, so that GCS, raylet, workers and agents listen on the loopback interface
     only: Ray swaps a loopback address for the external one in this process (patched here) and in the processes it
     starts (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which they inherit, makes them use 127.0.0.1)."""
