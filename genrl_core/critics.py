@@ -13,6 +13,8 @@ from genrl_core.networks import DoubleQNet, VNet
 
 @dataclass
 class CriticConfig:
+    """The critics (IQLCritic, TDCritic): network widths, learning rate, discount, target rate, expectile."""
+
     hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q and V MLP
     lr: float = 3e-4  # Adam learning rate of Q and V
     gamma: float = 0.99  # discount factor

@@ -25,15 +25,19 @@ class Path:
     is_diffusion = False  # diffusion paths (VPSDE, GVP) admit DPM-Solver and eps models by tradition
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        """Scale of the data in x_t = alpha_t x_0 + sigma_t z."""
         raise NotImplementedError
 
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Scale of the noise in x_t = alpha_t x_0 + sigma_t z."""
         raise NotImplementedError
 
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
+        """d alpha_t / dt."""
         raise NotImplementedError
 
     def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """d sigma_t / dt."""
         raise NotImplementedError
 
     # --- SDE coefficients (Eqs. 18-19) ---

@@ -16,6 +16,8 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 @dataclass
 class SACConfig:
+    """SAC, the online agent that trains the behaviour policies of the local datasets."""
+
     hidden: tuple[int, ...] = (256, 256)  # hidden widths of the actor and of each critic
     lr: float = 3e-4  # Adam learning rate of actor, critics and temperature
     gamma: float = 0.99  # discount factor

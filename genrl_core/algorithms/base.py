@@ -22,10 +22,12 @@ class Agent(nn.Module):
     """
 
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """One training step on `batch` (global step `step`); returns its losses and statistics, detached."""
         raise NotImplementedError
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions [B, act_dim] for observations [B, obs_dim]."""
         raise NotImplementedError
 
     def bind_data(self, data: Any, seed: int) -> None:
