@@ -50,8 +50,8 @@ class FastNet:
 
     def __init__(self, net: torch.nn.Module):
         self.net, self.unet = net, isinstance(net, ResidualUNet)
-        self._params = [p for p in net.parameters()]
-        self._versions: tuple[int, ...] = ()
+        self._modules = [m for m in net.modules() if m._parameters]  # their parameters are looked up at each refresh
+        self._versions: tuple[tuple[int, int], ...] = ()
         self.w: dict[str, torch.Tensor] = {}
         self.fields: dict[tuple, "FastField"] = {}
         self.refresh()
@@ -85,12 +85,16 @@ class FastNet:
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Copy the parameters into the derived weights if any parameter changed since the last copy."""
-        versions = tuple(p._version for p in self._params) + tuple(id(p) for p in self._params)
+        """Copy the parameters into the derived weights if any parameter changed since the last copy: in place, or
+        new buffers when their device or dtype changed (`.to()`, `.double()`, `load_state_dict(assign=True)` give
+        parameters new storage without a new version)."""
+        versions = tuple((p._version, p.data_ptr()) for m in self._modules for p in m._parameters.values()
+                         if p is not None)
         if versions == self._versions:
             return
         fresh = self._fresh_weights()
-        if self.w and all(self.w[k].shape == v.shape and self.w[k].device == v.device for k, v in fresh.items()):
+        if self.w and all(self.w[k].shape == v.shape and self.w[k].device == v.device and self.w[k].dtype == v.dtype
+                          for k, v in fresh.items()):
             for k, v in fresh.items():
                 self.w[k].copy_(v)  # in place: CUDA graphs captured on these buffers stay valid
         else:
@@ -273,8 +277,8 @@ class CudaGraphSampler:
     def __call__(self, cond: torch.Tensor | None = None, *, n: int | None = None, solver: str = "euler",
                  steps: int = 32, noise: torch.Tensor | None = None) -> torch.Tensor:
         model = self.model
-        batch = cond.shape[0] if cond is not None else n
-        key = (batch, solver, steps)
+        batch, p = cond.shape[0] if cond is not None else n, next(model.parameters())
+        key = (batch, solver, steps, p.device, p.dtype)  # a model moved or cast needs graphs on its new buffers
         if key not in self.graphs:
             self.graphs[key] = self._capture(cond, batch, solver, steps)
         graph, noise_buf, cond_buf, out = self.graphs[key]

@@ -76,6 +76,21 @@ def test_fast_sampler_follows_parameter_updates():
     _close(fast_sample(model, cond, steps=4, noise=noise), other.sample(cond, steps=4, noise=noise))
 
 
+def test_fast_sampler_follows_a_cast_and_replaced_parameters():
+    """.double() and load_state_dict(assign=True) give the parameters new storage without a new version."""
+    model = _model("icfm", "velocity")
+    cond, noise = torch.randn(2, OBS), torch.randn(2, ACT)
+    fast_sample(model, cond, steps=4, noise=noise)  # builds the cached float32 weights
+    model.double()
+    cond, noise = cond.double(), noise.double()
+    fast = fast_sample(model, cond, steps=4, noise=noise)
+    assert fast.dtype == torch.float64
+    _close(fast, model.sample(cond, steps=4, noise=noise))
+    other = _model("icfm", "velocity", seed=5).double()
+    model.load_state_dict(other.state_dict(), assign=True)
+    _close(fast_sample(model, cond, steps=4, noise=noise), other.sample(cond, steps=4, noise=noise))
+
+
 def test_unsupported_solver_falls_back_to_plain():
     model = _model("icfm", "velocity")
     assert not supported(model, "dopri5")
