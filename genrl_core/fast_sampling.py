@@ -111,7 +111,10 @@ class FastNet:
             self.c_proj = (cond @ w["c0"] if net.cond_dim else torch.zeros_like(w["b0"]).expand(batch, -1)) + w["b0"]
             return
         self.t_proj = net.t_embed(times) @ w["emb_t"]  # [n, sum widths]
-        c = net.c_embed(cond) @ w["emb_c"] if net.c_embed is not None else torch.zeros(batch, 1, device=times.device)
+        if net.c_embed is not None:
+            c = net.c_embed(cond) @ w["emb_c"]
+        else:
+            c = torch.zeros(batch, 1, device=times.device, dtype=w["emb_b"].dtype)
         self.c_proj = c + w["emb_b"]
         self.splits = [b.fc1.out_features for b in [*net.down, *net.up]]
 
@@ -254,7 +257,9 @@ class CudaGraphSampler:
 
     def __init__(self, model: GenerativeModel):
         self.model = model
-        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        # (batch, solver, steps) -> (graph, noise buffer, condition buffer, output, addresses the graph reads)
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                       tuple[int, ...]]] = {}
 
     def _capture(self, cond: torch.Tensor | None, batch: int, solver: str, steps: int):
         model, p = self.model, next(self.model.parameters())
@@ -271,18 +276,25 @@ class CudaGraphSampler:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             out = fn()
-        return graph, noise, cond_buf, out
+        return graph, noise, cond_buf, out, self._addresses()
+
+    def _addresses(self) -> tuple[int, ...]:
+        """Where the graph's inputs live: the fast weights and the module's own tensors (the time and condition
+        embeddings are read from the module)."""
+        tensors = (*fast_net(self.model).w.values(), *self.model.parameters(), *self.model.buffers())
+        return tuple(t.data_ptr() for t in tensors)
 
     @torch.no_grad()
     def __call__(self, cond: torch.Tensor | None = None, *, n: int | None = None, solver: str = "euler",
                  steps: int = 32, noise: torch.Tensor | None = None) -> torch.Tensor:
         model = self.model
-        batch, p = cond.shape[0] if cond is not None else n, next(model.parameters())
-        key = (batch, solver, steps, p.device, p.dtype)  # a model moved or cast needs graphs on its new buffers
-        if key not in self.graphs:
+        batch = cond.shape[0] if cond is not None else n
+        key = (batch, solver, steps)
+        # fast_net copies changed parameters into the captured weight buffers; storage that moved (a cast, .to(),
+        # load_state_dict(assign=True)) needs a new capture
+        if key not in self.graphs or self.graphs[key][4] != self._addresses():
             self.graphs[key] = self._capture(cond, batch, solver, steps)
-        graph, noise_buf, cond_buf, out = self.graphs[key]
-        fast_net(model)  # copies changed parameters into the captured weight buffers
+        graph, noise_buf, cond_buf, out, _ = self.graphs[key]
         z = noise if noise is not None else torch.randn(batch, model.x_dim, device=noise_buf.device,
                                                         dtype=noise_buf.dtype)
         noise_buf.copy_(z)
