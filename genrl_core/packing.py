@@ -332,13 +332,13 @@ def read_seeds(acc: Accumulator) -> list[dict[str, float] | str]:
     """Per seed: the mean losses since the last read, or the divergence message (losses held as [N] tensors)."""
     n = next(iter(acc.sums.values())).shape[0] if acc.sums else 0
     bad = {k: v.tolist() for k, v in acc.first_bad.items()}
-    sums = {k: (v / max(acc.count, 1)).tolist() for k, v in acc.sums.items()}
+    sums = {k: (v / acc.counts[k]).tolist() for k, v in acc.sums.items()}
     out: list[dict[str, float] | str] = []
     for i in range(n):
         diverged = [(int(b[i]), k) for k, b in bad.items() if b[i] >= 0]
         out.append(f"training diverged at step {min(diverged)[0]}: loss {min(diverged)[1]!r} became non-finite"
                    if diverged else {k: s[i] for k, s in sums.items()})
-    acc.sums, acc.first_bad, acc.count = {}, {}, 0
+    acc.sums, acc.first_bad, acc.counts = {}, {}, {}
     return out
 
 

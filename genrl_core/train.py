@@ -60,29 +60,30 @@ def evaluate_agent(agent: Agent, data: OfflineData, episodes: int, seed: int, de
 
 
 class Accumulator:
-    """Sums losses on the device and remembers the first step at which each became non-finite (no host sync)."""
+    """Sums losses on the device and remembers the first step at which each became non-finite (no host sync). Each
+    loss is averaged over the steps that reported it (a phase's losses appear on its steps only)."""
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
         self.first_bad: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, losses: dict[str, torch.Tensor], step: int) -> None:
         for k, v in losses.items():
             if k not in self.sums:
                 self.sums[k], self.first_bad[k] = torch.zeros_like(v), torch.full_like(v, -1.0)
             self.sums[k] += v
+            self.counts[k] = self.counts.get(k, 0) + 1
             bad = (~torch.isfinite(v)) & (self.first_bad[k] < 0)
             self.first_bad[k] = torch.where(bad, torch.full_like(v, float(step)), self.first_bad[k])
-        self.count += 1
 
     def read(self) -> dict[str, float]:
         """Means since the last read; raises DivergenceError naming the step and the loss."""
         for k, bad in self.first_bad.items():
             if float(bad) >= 0:
                 raise DivergenceError(f"training diverged at step {int(bad)}: loss {k!r} became non-finite")
-        out = {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
+        out = {k: float(v) / self.counts[k] for k, v in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return out
 
 
@@ -100,6 +101,8 @@ def train_steps(agent: Agent, data: OfflineData, start: int, stop: int, batch_si
 def _save(path: Path, agent: Agent, step: int, gen: torch.Generator, history: list[dict]) -> None:
     state = {"agent": agent.full_state(), "step": step, "gen": gen.get_state(), "rng": torch.get_rng_state(),
              "history": history}
+    if gen.device.type == "cuda":  # the model's own draws (flow times, noise, probes) come from the device's stream
+        state["cuda_rng"] = torch.cuda.get_rng_state(gen.device)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
@@ -110,6 +113,8 @@ def _restore(path: Path, agent: Agent, gen: torch.Generator) -> tuple[int, list[
     agent.load_full_state(state["agent"])
     gen.set_state(state["gen"])
     torch.set_rng_state(state["rng"])
+    if gen.device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], gen.device)
     return state["step"], state["history"]
 
 
