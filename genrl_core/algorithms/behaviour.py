@@ -77,7 +77,9 @@ def select(actions: torch.Tensor, scores: torch.Tensor, n: int, how: str, beta: 
     scores = scores.view(-1, n)
     if how == "argmax":
         return pick(actions, scores.argmax(dim=1))
-    return pick(actions, torch.multinomial(torch.softmax(beta * scores, dim=1), 1).squeeze(1))
+    # the draw torch.multinomial(p, 1) makes (the same exponential variates), without its two host-side checks
+    p = torch.softmax(beta * scores, dim=1)
+    return pick(actions, (p / torch.empty_like(p).exponential_()).argmax(dim=1))
 
 
 @dataclass
