@@ -91,6 +91,14 @@ def test_fast_sampler_follows_a_cast_and_replaced_parameters():
     _close(fast_sample(model, cond, steps=4, noise=noise), other.sample(cond, steps=4, noise=noise))
 
 
+def test_fast_sampler_keeps_a_low_precision_unconditional_model_in_its_dtype():
+    model = _model("icfm", "velocity", cond_dim=0).to(torch.bfloat16)
+    noise = torch.randn(3, ACT, dtype=torch.bfloat16)
+    fast = fast_sample(model, n=3, steps=4, noise=noise)
+    assert fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast, model.sample(n=3, steps=4, noise=noise), rtol=0.05, atol=0.05)
+
+
 def test_unsupported_solver_falls_back_to_plain():
     model = _model("icfm", "velocity")
     assert not supported(model, "dopri5")

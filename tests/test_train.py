@@ -9,8 +9,8 @@ import torch
 
 from genrl_core.common import DivergenceError
 from genrl_core import algorithms
-from genrl_core.algorithms.behaviour import InSupportAgent
-from genrl_core.train import build_agent, field_comments, train
+from genrl_core.algorithms.behaviour import InSupportAgent, select
+from genrl_core.train import Accumulator, build_agent, field_comments, train
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
 
@@ -49,6 +49,27 @@ def test_sfbc_resume_with_its_candidate_cache_reproduces_an_uninterrupted_run(tm
             assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-7), k
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert not any("cache" in k for k in state["agent"]["model"])
+
+
+def test_each_loss_is_averaged_over_the_steps_that_report_it():
+    """A phase's losses (GMPG's behaviour_loss before behaviour_steps, policy_loss after) appear on its steps only."""
+    acc = Accumulator()
+    acc.add({"behaviour_loss": torch.tensor(1.0)}, 0)
+    acc.add({"behaviour_loss": torch.tensor(3.0)}, 1)
+    acc.add({"policy_loss": torch.tensor(10.0)}, 2)
+    assert acc.read() == {"behaviour_loss": 2.0, "policy_loss": 10.0}
+    acc.add({"policy_loss": torch.tensor(4.0)}, 3)
+    assert acc.read() == {"policy_loss": 4.0}
+
+
+def test_softmax_selection_draws_what_multinomial_draws():
+    """select(how="softmax") avoids multinomial's host-side checks and keeps its draws and random stream."""
+    actions, scores = torch.randn(32 * 6, 2), torch.randn(32 * 6)
+    torch.manual_seed(0)
+    picked, after = select(actions, scores, 6, "softmax", 3.0), torch.rand(2)
+    torch.manual_seed(0)
+    index = torch.multinomial(torch.softmax(3.0 * scores.view(-1, 6), dim=1), 1).squeeze(1)
+    assert torch.equal(picked, actions.view(32, 6, 2)[torch.arange(32), index]) and torch.equal(after, torch.rand(2))
 
 
 def test_diverging_run_names_step_and_loss():
