@@ -8,7 +8,9 @@ latest evaluation, maximised; ASHA stops weak trials at the evaluations (grace p
 """
 from __future__ import annotations
 
+import math
 import sys
+from typing import Any
 
 from ray import tune
 
@@ -25,11 +27,21 @@ def _searcher():
     return OptunaSearch()
 
 
-def _scheduler(evaluations: int):
+def _values(v: Any) -> list[Any]:
+    return v["grid_search"] if isinstance(v, dict) and "grid_search" in v else [v]
+
+
+def evaluations(space: dict[str, Any]) -> int:
+    """Evaluations a trial of this (prepared) space reports: its longest run over its most frequent evaluation."""
+    budget = {**C.RUN_DEFAULTS, **space.get("variant", {}), **{k: v for k, v in space.items() if k != "variant"}}
+    return math.ceil(max(_values(budget["steps"])) / min(_values(budget["eval_every"])))
+
+
+def _asha(space: dict[str, Any]):
+    """ASHA over the evaluations, sized after --set (a trial's steps and eval_every)."""
     from ray.tune.schedulers import ASHAScheduler
 
-    return lambda: ASHAScheduler(time_attr="training_iteration", max_t=evaluations, grace_period=1,
-                                 reduction_factor=2)
+    return ASHAScheduler(time_attr="training_iteration", max_t=evaluations(space), grace_period=1, reduction_factor=2)
 
 
 def plans(preset: str) -> list[Plan]:
@@ -41,11 +53,9 @@ def plans(preset: str) -> list[Plan]:
         for algo, model in algos:
             extra = {"expectile": 0.9} if task.startswith("antmaze") else {}
             variant = C.variant(preset, algo, model, **extra)
-            run = C.run_budget(preset)
-            evaluations = {**variant, **run}["steps"] // {**variant, **run}["eval_every"]
-            space = {**run, "task": task, "variant": variant, "beta": tune.loguniform(*BETA_RANGE)}
+            space = {**C.run_budget(preset), "task": task, "variant": variant, "beta": tune.loguniform(*BETA_RANGE)}
             out.append(Plan(f"tune_beta-{algo}-{task}", space, samples=SAMPLES[preset], searcher=_searcher,
-                            scheduler=_scheduler(evaluations), metric="score_mean", mode="max"))
+                            scheduler=_asha, metric="score_mean", mode="max"))
     return out
 
 

@@ -185,6 +185,9 @@ def test_every_sweep_expands_and_validates_its_configs():
     (["--set", "beta=-1"], "beta must be >= 0, got -1"),
     (["--only", "algorithm=gmpg", "--set", "prediction=eps"], "GMPG needs a velocity model"),
     (["--set", "dataset=local/nothing/medium-v0"], "dataset 'local/nothing/medium-v0' does not exist"),
+    (["--seeds", "0", "0"], "--seeds 0 0: give each seed once, as integers >= 0"),
+    (["--seeds", "-1"], "--seeds -1: give each seed once, as integers >= 0"),
+    (["--samples", "0"], "--samples 0: give at least 1 trial"),
 ])
 def test_bad_sweeps_fail_before_ray_starts_with_one_line(flags, message, tmp_path, capsys):
     import ray
@@ -197,6 +200,44 @@ def test_bad_sweeps_fail_before_ray_starts_with_one_line(flags, message, tmp_pat
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not ray.is_initialized() and not temp.exists() and not (tmp_path / "s").exists()
+
+
+def test_a_named_sweep_has_its_own_experiment_folders(tmp_path):
+    """--name separates the Ray experiment folders too: --fresh under one name never clears another's."""
+    storage = str(tmp_path)
+    first = runner.named(_beta_sweep().plans("smoke"), "beta_ablation", "beta_ablation")
+    second = runner.named(_beta_sweep().plans("smoke"), "beta_ablation", "second")
+    assert [p.name for p in first] == ["beta_ablation"] and [p.name for p in second] == ["second"]
+    (tmp_path / "beta_ablation").mkdir()  # the first sweep's experiment folder
+    args = runner.parser("beta_ablation", None).parse_args(["--name", "second", "--fresh"])
+    assert runner._existing(storage, second, args) == []
+    runner._check_storage(storage, second, args)
+    assert (tmp_path / "beta_ablation").is_dir()
+    tune_beta = runner.named([runner.Plan("tune_beta-gmpo-hopper", {})], "tune_beta", "mine")
+    assert tune_beta[0].name == "mine-gmpo-hopper"
+
+
+def test_tune_beta_sizes_asha_after_set_and_gtp_schedules_span_the_run():
+    spec = importlib.util.spec_from_file_location("tune_beta", REPO / "sweeps" / "tune_beta.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for flags, evaluations in [([], 3), (["--set", "steps=1000"], 10), (["--set", "steps=1050"], 11)]:
+        plan = runner._prepare_plan(module.plans("smoke")[0], runner.parser("tune_beta", None).parse_args(flags))
+        assert module.evaluations(plan.space) == evaluations and plan.scheduler(plan.space)._max_t == evaluations
+    run, overrides = C.split({"preset": "smoke", "task": "hopper-medium-v2", "variant": {"algorithm": "gtp"},
+                              "steps": 2000})
+    assert run["steps"] == 2000 and overrides["schedule_steps"] == 2000
+
+
+def test_tune_sees_the_mean_over_seeds_still_training():
+    from tune_jobs.trainable import _mean_metrics
+
+    diverged = {"score_mean": float("nan"), "error": "training diverged at step 3", "final": True, "step": 100}
+    healthy = {"score_mean": 25.0, "return_mean": -900.0, "error": "", "final": False, "step": 100}
+    seen = _mean_metrics([diverged, healthy, {**healthy, "score_mean": 35.0}])
+    assert seen["score_mean"] == 30.0 and seen["return_mean"] == -900.0 and seen["error"] == ""
+    assert seen["final"] is False
+    assert np.isnan(_mean_metrics([diverged])["score_mean"])
 
 
 def test_results_rows_are_idempotent_and_final_marked(tmp_path):

@@ -85,8 +85,8 @@ SMOKE_ALGOS: dict[str, dict[str, Any]] = {
     "bc": _SMOKE_POLICY,
     "gmpo": {**_SMOKE_POLICY, **_SMOKE_IQL},
     "gmpg": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "critic_steps": 100, "train_steps": 8},
-    "gtp": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
-    "gtp_bc": {"hidden": (64, 64), "critic_hidden": (64, 64), "schedule_steps": 300},
+    "gtp": {"hidden": (64, 64), "critic_hidden": (64, 64)},  # GTP: schedule_steps follows steps (the trainable)
+    "gtp_bc": {"hidden": (64, 64), "critic_hidden": (64, 64)},
     "sfbc": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "target_candidates": 4, "candidates": 8,
              "train_sampling_steps": 4},
     "qgpo": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "target_candidates": 4, "energy_candidates": 4,
@@ -105,8 +105,8 @@ PAPER_ALGOS: dict[str, dict[str, Any]] = {
     "gmpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "critic_lr": 1e-4},
     "gmpg": {**_PAPER_POLICY, "steps": 300_000, "eval_every": 15_000, "batch_size": 4096, "critic_lr": 1e-4,
              "behaviour_steps": 200_000, "critic_steps": 200_000, "train_steps": 1000, "grad_checkpoint": True},
-    "gtp": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
-    "gtp_bc": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256, "schedule_steps": 1_000_000},
+    "gtp": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256},
+    "gtp_bc": {"steps": 1_000_000, "eval_every": 50_000, "batch_size": 256},
     # baselines (paper Appendix C): behaviour pretraining as GMPG's; the rest of each config is its dataclass default
     "sfbc": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
     "qgpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
@@ -199,23 +199,27 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(run-level keys, algorithm dataclass overrides) of a flat config; aliases resolved, tuples restored."""
+    """(run-level keys, algorithm dataclass overrides) of a flat config; aliases resolved, tuples restored; a
+    schedule over training (GTP's schedule_steps) spans the run's steps unless set, as in train.py."""
     flat = flatten(config)
     run = {k: flat[k] for k in RUN_DEFAULTS}
     overrides = {ALIASES.get(k, k): tuple(v) if isinstance(v, list) else v
                  for k, v in flat.items() if k not in RUN_DEFAULTS}
+    if run["algorithm"] in algorithms.names() and "schedule_steps" in algorithm_fields(run["algorithm"]):
+        overrides.setdefault("schedule_steps", run["steps"])
     return run, overrides
 
 
 @lru_cache(maxsize=None)
-def _fields(algo: str) -> frozenset[str]:
+def algorithm_fields(algo: str) -> frozenset[str]:
+    """The config dataclass fields of algorithm `algo`."""
     cls, _ = algorithms.get(algo)
     return frozenset(f.name for f in dataclasses.fields(cls.config_class))
 
 
 def _name_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
     """Unknown keys, paths, predictions and solvers."""
-    fields = _fields(algo)
+    fields = algorithm_fields(algo)
     unknown = sorted(set(overrides) - fields)
     if unknown:
         shown = ["model" if k == "path" else k for k in unknown]

@@ -41,7 +41,7 @@ class Plan:
     space: dict[str, Any]  # param space: constants, tune.grid_search(...), searcher domains, "variant"
     samples: int = 1  # num_samples (searcher plans)
     searcher: Callable[[], Any] | None = None  # makes the search algorithm (e.g. OptunaSearch)
-    scheduler: Callable[[], Any] | None = None  # makes the trial scheduler (e.g. ASHAScheduler)
+    scheduler: Callable[[dict[str, Any]], Any] | None = None  # makes the trial scheduler from the prepared space
     metric: str | None = None  # metric and mode given to TuneConfig (searcher / scheduler plans)
     mode: str | None = None
     notes: list[str] = field(default_factory=list)  # printed before running (skipped tasks, ...)
@@ -161,6 +161,11 @@ def _prepare_plan(plan: Plan, args: argparse.Namespace) -> Plan | None:
     """Seeds, preset, --set and --only applied to a plan; None if --only leaves nothing."""
     space = dict(plan.space)
     seeds = args.seeds or ([0, 1] if args.preset == "smoke" else [0, 1, 2, 3, 4])
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise C.SweepConfigError(f"--seeds {' '.join(map(str, seeds))}: give each seed once, as integers >= 0")
+    if plan.searcher and args.seeds and len(seeds) > 1:
+        raise C.SweepConfigError(f"--seeds {' '.join(map(str, seeds))}: {plan.name} searches with one seed per trial; "
+                                 f"give one seed")
     space.setdefault("seed", seeds[0] if plan.searcher else tune.grid_search(seeds))
     space["preset"] = args.preset
     space = apply_only(apply_sets(space, args.sets), args.only)
@@ -343,7 +348,7 @@ def _tuner(plan: Plan, args: argparse.Namespace, meta: dict[str, Any], storage: 
         print(f"resuming {path}: only unfinished trials run", flush=True)
         return tune.Tuner.restore(path, fn, resume_unfinished=True, resume_errored=True)
     tune_config = tune.TuneConfig(num_samples=plan.samples, search_alg=plan.searcher() if plan.searcher else None,
-                                  scheduler=plan.scheduler() if plan.scheduler else None, metric=plan.metric,
+                                  scheduler=plan.scheduler(plan.space) if plan.scheduler else None, metric=plan.metric,
                                   mode=plan.mode, reuse_actors=True, trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(name=plan.name, storage_path=storage, verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
@@ -351,6 +356,14 @@ def _tuner(plan: Plan, args: argparse.Namespace, meta: dict[str, Any], storage: 
                                 callbacks=[CSVLoggerCallback(), JsonLoggerCallback(),
                                            Progress(meta["results"], meta["sweep"], total)])
     return tune.Tuner(fn, param_space=plan.space, tune_config=tune_config, run_config=run_config)
+
+
+def named(plans: list[Plan], default: str, name: str) -> list[Plan]:
+    """The plans' experiment folders under --name: the sweep's own name, their prefix, replaced by it."""
+    if name == default:
+        return plans
+    return [replace(p, name=name + (p.name[len(default):] if p.name.startswith(default) else f"-{p.name}"))
+            for p in plans]
 
 
 def _existing(storage: str, plans: list[Plan], args: argparse.Namespace) -> list[str]:
@@ -431,7 +444,10 @@ def main(name: str, presets: Presets, doc: str | None = None, argv: list[str] | 
     if args.samples is not None:
         presets = {k: _with_samples(v, args.samples) for k, v in presets.items()}
     try:
+        if args.samples is not None and args.samples < 1:
+            raise C.SweepConfigError(f"--samples {args.samples}: give at least 1 trial per searcher experiment")
         plans, trials = prepare(presets[args.preset](), args)
+        plans = named(plans, name, args.name)
         _print_plan(args.name, args.preset, plans, trials)
         if args.dry_run:
             return 0

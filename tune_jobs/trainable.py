@@ -64,9 +64,14 @@ def load_data(dataset: str, device: str, reward_scaling: str = "auto", normalize
 
 
 def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    """auto: cuda when the trial was given a GPU (outside a Tune session: when one is visible)."""
+    if name != "auto":
+        return name
+    try:
+        gpus = tune.get_context().get_trial_resources().required_resources.get("GPU", 0)
+    except Exception:  # outside a Tune session
+        gpus = 1
+    return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
 def _threads() -> None:
@@ -223,10 +228,12 @@ def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train
 
 
 def _mean_metrics(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """What Tune sees for a round: the seeds' mean of each number, the first seed's other values."""
-    out = dict(per_seed[0])
+    """What Tune sees for a round: the mean of each number over the seeds still training (all seeds when none is),
+    the first of them's other values."""
+    healthy = [m for m in per_seed if not m["error"]] or per_seed
+    out = dict(healthy[0])
     for k, v in out.items():
         if isinstance(v, float):
-            out[k] = float(np.mean([m[k] for m in per_seed if isinstance(m.get(k), float)]))
+            out[k] = float(np.mean([m[k] for m in healthy if isinstance(m.get(k), float)]))
     out["final"] = all(m["final"] for m in per_seed)
     return out
