@@ -109,17 +109,33 @@ def _norm(value) -> str:
 
 
 def trials(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial with a final evaluation: its config, final and best normalised score."""
-    rows = rows.copy()
-    rows["final"] = rows["final"].fillna(False).astype(bool)
-    finished = rows.groupby("trial_id")["final"].transform("any")
-    rows = rows[finished]
+    """One row per trial: its config, final and best normalised score. final_score is NaN for a trial that
+    diverged (its final row's score is NaN) or has no final row (it errored for good, or is still running)."""
     if rows.empty:
         return pd.DataFrame()
+    rows = rows.copy()
+    rows["final"] = rows["final"].fillna(False).astype(bool)
     best = rows.groupby("trial_id")["score_mean"].max().rename("best_score")
-    last = rows[rows["final"]].sort_values("step").groupby("trial_id").tail(1).set_index("trial_id")
+    last = rows.sort_values(["final", "step"]).groupby("trial_id").tail(1).set_index("trial_id")  # final row last
     out = last.rename(columns={"score_mean": "final_score"}).join(best)
+    out.loc[~out["final"], "final_score"] = math.nan
     return out.reset_index()
+
+
+def finished(t: pd.DataFrame) -> pd.DataFrame:
+    """The trials of t with a finite final score: the ones a cell's final and best are both computed over."""
+    return t[np.isfinite(t["final_score"].astype(float))]
+
+
+# after a cell "(k/n seeds)"; in the caption of a table with such a cell
+PARTIAL_NOTE = (" (k/n seeds): only k of the cell's n seeds ended with a finite score; the others diverged or "
+                "stopped without a final evaluation, and both final and best are over the k.")
+
+
+def _partial(group: pd.DataFrame) -> str:
+    """' (k/n seeds)' when only k of the group's n trials have a finite final score, else ''."""
+    k = len(finished(group))
+    return f" ({k}/{len(group)} seeds)" if k < len(group) else ""
 
 
 def _stat(values: pd.Series) -> tuple[float, float, int]:
@@ -181,9 +197,10 @@ def _label(columns: list[str], values: tuple) -> str:
 
 
 def _cells(group: pd.DataFrame, paper: tuple[float, float], latex: bool) -> str:
-    final, best = _stat(group["final_score"]), _stat(group["best_score"])
+    ok = finished(group)
+    final, best = _stat(ok["final_score"]), _stat(ok["best_score"])
     sep = " / "
-    text = f"{_fmt(final[0], final[1], latex)}{sep}{_fmt(best[0], best[1], latex)}"
+    text = f"{_fmt(final[0], final[1], latex)}{sep}{_fmt(best[0], best[1], latex)}{_partial(group)}"
     return f"{text} [{_fmt(*paper, latex)}]" if not math.isnan(paper[0]) else text
 
 
@@ -210,7 +227,7 @@ def build(spec: Spec, t: pd.DataFrame) -> Table | None:
     row_keys = sorted({tuple(r) for r in t[spec.rows].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
     col_keys = sorted({tuple(r) for r in t[spec.cols].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
     header = [c.capitalize() for c in spec.rows] + [_label(spec.cols, c) for c in col_keys]
-    body, body_tex = [], []
+    body, body_tex, partial = [], [], False
     for rk in row_keys:
         names = [ALGORITHMS.get(v, MODELS.get(v, v)) if isinstance(v, str) else _norm(v) for v in rk]
         line, line_tex = list(names), list(names)
@@ -220,9 +237,11 @@ def build(spec: Spec, t: pd.DataFrame) -> Table | None:
             paper = paper_number(ref, spec.ref_keys(values))
             line.append(_cells(group, paper, False) if len(group) else "–")
             line_tex.append(_cells(group, paper, True) if len(group) else "–")
+            partial = partial or bool(_partial(group))
         body.append(line)
         body_tex.append(line_tex)
-    return Table(spec.key, spec.title, header, body, body_tex, _caption(t, spec.title))
+    caption = _caption(t, spec.title) + (PARTIAL_NOTE if partial else "")
+    return Table(spec.key, spec.title, header, body, body_tex, caption)
 
 
 def table5(t: pd.DataFrame) -> Table | None:
@@ -231,19 +250,23 @@ def table5(t: pd.DataFrame) -> Table | None:
         return None
     ref = reference("table10_model_types.csv")
     body, body_tex, tasks = [], [], sorted(t["task"].unique(), key=_sort_key)
+    partial = False
     for (algo, model, pred), g in sorted(t.groupby(["algorithm", "model", "prediction"]),
                                          key=lambda kv: tuple(map(_sort_key, kv[0]))):
-        per_task = g.groupby("task")[["final_score", "best_score"]].mean()
+        per_task = finished(g).groupby("task")[["final_score", "best_score"]].mean()
         papers = [paper_number(ref, {"task": task, "algorithm": ALGORITHMS.get(algo, algo),
                                      "model": MODELS.get(model, model), "function": pred})[0] for task in tasks]
         paper = float(np.mean(papers)) if not any(math.isnan(p) for p in papers) else math.nan
-        cell = f"{per_task['final_score'].mean():.1f} / {per_task['best_score'].mean():.1f}"
+        cell = (f"{_fmt(per_task['final_score'].mean(), math.nan)} / {_fmt(per_task['best_score'].mean(), math.nan)}"
+                f"{_partial(g)}")
+        partial = partial or bool(_partial(g))
         names = [ALGORITHMS.get(algo, algo), MODELS.get(model, model), pred]
         body.append(names + [cell + (f" [{paper:.1f}]" if not math.isnan(paper) else "")])
         body_tex.append(body[-1])
     title = "Table 5: model types, average over tasks"
     caption = (f"{title} ({len(tasks)} task(s): {', '.join(tasks)}): final / best score, the mean over tasks of the "
-               f"seed means [paper's average over the same tasks]. " + _caption(t, "x").split("[paper's number]. ")[-1])
+               f"seed means [paper's average over the same tasks]. " + _caption(t, "x").split("[paper's number]. ")[-1]
+               + (PARTIAL_NOTE if partial else ""))
     return Table("table5", title, ["Algorithm", "Model", "Prediction", "Average"], body, body_tex, caption)
 
 
@@ -255,12 +278,14 @@ def table8(rows: pd.DataFrame) -> Table | None:
     ref = reference("table8_beta_per_task.csv")
     body = []
     for (task, algo), g in sorted(t.groupby(["task", "algorithm"]), key=lambda kv: tuple(map(_sort_key, kv[0]))):
-        done = g[g["stop_reason"] == "completed"]  # trials ASHA let run to the end
-        best = (done if len(done) else g).loc[lambda d: d["final_score"].idxmax()]
+        ok = finished(g)  # diverged or failed trials have no final score to rank by
+        done = ok[ok["stop_reason"] == "completed"]  # trials ASHA let run to the end
+        pool = done if len(done) else ok
+        best = pool.loc[pool["final_score"].idxmax()] if len(pool) else None
+        found = ["–", "–"] if best is None else [f"{best['beta']:.3g}", f"{best['final_score']:.1f}"]
         hit = ref[ref["task"] == task]
         paper = hit.iloc[0].get(f"beta_{algo}", "") if len(hit) else ""
-        body.append([task, ALGORITHMS.get(algo, algo), f"{best['beta']:.3g}", f"{best['final_score']:.1f}",
-                     str(len(g)), paper or "–"])
+        body.append([task, ALGORITHMS.get(algo, algo), *found, str(len(g)), paper or "–"])
     title = "Table 8: beta per task found by OptunaSearch + ASHA"
     header = ["Task", "Algorithm", "beta found", "final score", "trials", "paper beta"]
     caption = (f"{title}: the beta of the trial with the best final normalised score among those ASHA ran to the "

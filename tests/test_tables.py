@@ -21,14 +21,17 @@ def make_tables():
     return module
 
 
-def _trial(root: str, sweep: str, trial_id: str, config: dict, scores: list[float], loglik: float = -1.0) -> None:
-    """Rows of one trial evaluated every 100 steps with the given scores; the last one final."""
+def _trial(root: str, sweep: str, trial_id: str, config: dict, scores: list[float], loglik: float = -1.0,
+           stop_reason: str | None = "completed") -> None:
+    """Rows of one trial evaluated every 100 steps with the given scores; the last one final with stop_reason
+    (no final row when stop_reason is None: a trial that errored for good)."""
     for i, score in enumerate(scores):
         step = 100 * (i + 1)
+        last = i == len(scores) - 1 and stop_reason is not None
         results.write_row(root, {"sweep": sweep, "trial_id": trial_id, "step": step, "iteration": i + 1,
-                                 "final": i == len(scores) - 1, "stop_reason": "completed" if i == len(scores) - 1
-                                 else "", "score_mean": score, "return_mean": 10.0 * score, "loglik": loglik + i,
-                                 "preset": "smoke", "steps": 100 * len(scores), **config})
+                                 "final": last, "stop_reason": stop_reason if last else "", "score_mean": score,
+                                 "return_mean": 10.0 * score, "loglik": loglik + i, "preset": "smoke",
+                                 "steps": 100 * len(scores), **config})
 
 
 def _beta_rows(root: str) -> None:
@@ -103,3 +106,61 @@ def test_table3_has_a_column_per_baseline_with_the_papers_number(make_tables, tm
     # the paper's numbers: GMPO (GVP) by model; SfBC 45.9 and Diffusion-QL 51.1 (run with DDPM there) by name
     assert "| halfcheetah-medium-v2 | 40.0 ± 0.0 / 40.0 ± 0.0 [49.9 ± 2.7] |" in md
     assert "| 30.0 ± 0.0 / 30.0 ± 0.0 [45.9] | 20.0 ± 0.0 / 20.0 ± 0.0 [51.1] |" in md
+
+
+def test_diverged_and_failed_seeds_leave_final_and_best_over_the_same_seeds_and_are_marked(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": "gmpo",
+            "model": "gvp", "prediction": "velocity"}
+    nan = float("nan")
+    # beta = 1: seed 0 diverged after a best of 80, seed 1 completed at 12, seed 2 errored for good (no final row)
+    _trial(root, "beta_ablation", "b1-s0", {**base, "beta": 1.0, "seed": 0}, [80.0, nan], stop_reason="diverged")
+    _trial(root, "beta_ablation", "b1-s1", {**base, "beta": 1.0, "seed": 1}, [10.0, 12.0])
+    _trial(root, "beta_ablation", "b1-s2", {**base, "beta": 1.0, "seed": 2}, [30.0, 40.0], stop_reason=None)
+    for seed in (0, 1, 2):  # beta = 4: every seed completed
+        _trial(root, "beta_ablation", f"b4-s{seed}", {**base, "beta": 4.0, "seed": seed}, [20.0 + seed, 10.0 + seed])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    md = (tmp_path / "t" / "table12.md").read_text()
+    # final and best both over seed 1 alone (not best over seeds 0 and 1: "12.0 / 46.0"), and marked 1 of 3
+    assert ("| halfcheetah-medium-v2 | GMPO | GVP | 12.0 ± 0.0 / 12.0 ± 0.0 (1/3 seeds) [43.2 ± 1.2] "
+            "| 11.0 ± 0.8 / 21.0 ± 0.8 [48.9 ± 1.9] |") in md
+    assert "over 3 seed(s)" in md
+    assert "(k/n seeds): only k of the cell's n seeds ended with a finite score" in md
+    assert "12.0$\\pm$0.0 / 12.0$\\pm$0.0 (1/3 seeds) [43.2$\\pm$1.2]" in (tmp_path / "t" / "table12.tex").read_text()
+
+
+def test_a_cell_whose_seeds_all_diverged_reads_as_missing(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": "gmpo",
+            "model": "gvp", "prediction": "velocity", "beta": 1.0}
+    _trial(root, "beta_ablation", "s0", {**base, "seed": 0}, [80.0, float("nan")], stop_reason="diverged")
+    _trial(root, "beta_ablation", "s1", {**base, "seed": 1}, [30.0], stop_reason=None)
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    assert "| halfcheetah-medium-v2 | GMPO | GVP | – / – (0/2 seeds) [43.2 ± 1.2] |" in \
+        (tmp_path / "t" / "table12.md").read_text()
+
+
+def test_table5_averages_only_seeds_with_a_finite_final_score(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": "gmpo",
+            "model": "vpsde", "prediction": "eps", "beta": 1.0}
+    _trial(root, "model_ablation", "s0", {**base, "seed": 0}, [90.0, float("nan")], stop_reason="diverged")
+    _trial(root, "model_ablation", "s1", {**base, "seed": 1}, [20.0, 30.0])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    assert "| GMPO | VPSDE | eps | 30.0 / 30.0 (1/2 seeds) [49.8] |" in (tmp_path / "t" / "table5.md").read_text()
+
+
+def test_table8_skips_diverged_trials_and_marks_a_pair_with_none_left(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "seed": 0}
+    gmpo, gmpg = {**base, "algorithm": "gmpo", "model": "gvp"}, {**base, "algorithm": "gmpg", "model": "vpsde"}
+    nan = float("nan")
+    _trial(root, "tune_beta", "o1", {**gmpo, "beta": 0.5}, [10.0, 20.0])
+    _trial(root, "tune_beta", "o2", {**gmpo, "beta": 2.0}, [50.0, nan], stop_reason="diverged")
+    _trial(root, "tune_beta", "g1", {**gmpg, "beta": 1.0}, [40.0, nan], stop_reason="diverged")
+    _trial(root, "tune_beta", "g2", {**gmpg, "beta": 4.0}, [30.0, nan], stop_reason="diverged")
+    tables = make_tables.write(results.read_rows(root), tmp_path / "t")  # no ValueError from idxmax
+    assert [t.key for t in tables] == ["table8"]
+    md = (tmp_path / "t" / "table8.md").read_text()
+    assert "| halfcheetah-medium-v2 | GMPO | 0.5 | 20.0 | 2 | 1.0 |" in md
+    assert "| halfcheetah-medium-v2 | GMPG | – | – | 2 | 1.0 |" in md
