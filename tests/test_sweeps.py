@@ -188,6 +188,11 @@ def test_every_sweep_expands_and_validates_its_configs():
     (["--seeds", "0", "0"], "--seeds 0 0: give each seed once, as integers >= 0"),
     (["--seeds", "-1"], "--seeds -1: give each seed once, as integers >= 0"),
     (["--samples", "0"], "--samples 0: give at least 1 trial"),
+    (["--set", "seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+    (["--set", "device=gpu"], "unknown device 'gpu'; valid: auto, cpu, cuda, cuda:N"),
+    (["--set", "normalize_obs=yes"], "normalize_obs must be true or false, got 'yes'"),
+    (["--set", "steps=True"], "steps must be an integer >= 1, got True"),
+    (["--only", "algorithm=gmpg", "--set", "grad_checkpoint=maybe"], "grad_checkpoint must be true or false"),
 ])
 def test_bad_sweeps_fail_before_ray_starts_with_one_line(flags, message, tmp_path, capsys):
     import ray

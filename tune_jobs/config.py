@@ -237,9 +237,13 @@ def _name_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
 
 
 def _value_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
-    """Negative temperatures and GMPG's velocity-only rule."""
+    """Negative temperatures, switches that are not true / false, and GMPG's velocity-only rule."""
     out = [f"{k} must be >= 0, got {overrides[k]}" for k in ("beta", "eta")
            if isinstance(overrides.get(k), (int, float)) and overrides[k] < 0]
+    cls, _ = algorithms.get(algo)
+    switches = {f.name for f in dataclasses.fields(cls.config_class) if f.type in (bool, "bool")}
+    out += [f"{k} must be true or false, got {v!r}" for k, v in overrides.items()
+            if k in switches and not isinstance(v, bool)]
     if algo == "gmpg" and overrides.get("prediction", "velocity") != "velocity":
         out.append(f"GMPG needs a velocity model, got prediction={overrides['prediction']!r} "
                    f"(model {overrides.get('path', 'default')}); use prediction=velocity")
@@ -263,12 +267,20 @@ def _build_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
     return _BUILT[key]
 
 
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _run_problems(run: dict[str, Any]) -> list[str]:
     out = [f"{k} must be an integer >= 1, got {run[k]!r}" for k in ("steps", "eval_every", "eval_episodes",
-                                                                    "batch_size")
-           if not isinstance(run[k], int) or run[k] < 1]
-    if not isinstance(run["seeds_per_trial"], int) or run["seeds_per_trial"] < 1:
-        out.append(f"seeds_per_trial must be an integer >= 1, got {run['seeds_per_trial']!r}")
+                                                                    "batch_size", "seeds_per_trial")
+           if not _whole(run[k]) or run[k] < 1]
+    if not _whole(run["seed"]) or run["seed"] < 0:
+        out.append(f"seed must be an integer >= 0, got {run['seed']!r}")
+    if not isinstance(run["normalize_obs"], bool):
+        out.append(f"normalize_obs must be true or false, got {run['normalize_obs']!r}")
+    if run["device"] != "auto" and not _device_name(run["device"]):
+        out.append(f"unknown device {run['device']!r}; valid: auto, cpu, cuda, cuda:N")
     if run["pack_engine"] not in ENGINES:
         out.append(f"unknown pack_engine {run['pack_engine']!r}; valid: {', '.join(ENGINES)}")
     if run["precision"] not in PRECISIONS:
@@ -280,6 +292,17 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
     elif not run["dataset"]:
         out.append(f"trial of task {run['task']!r} has no dataset (set dataset=... or preset=smoke|paper)")
     return out
+
+
+def _device_name(name: Any) -> bool:
+    """Whether torch reads `name` as a device."""
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError):
+        return False
+    return True
 
 
 def trial_problems(config: dict[str, Any]) -> list[str]:

@@ -105,6 +105,9 @@ def expand(space: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _literal(text: str) -> Any:
+    """A Python literal, true / false (any case) as bools, else the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
