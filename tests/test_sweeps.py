@@ -188,6 +188,8 @@ def test_every_sweep_expands_and_validates_its_configs():
     (["--seeds", "0", "0"], "--seeds 0 0: give each seed once, as integers >= 0"),
     (["--seeds", "-1"], "--seeds -1: give each seed once, as integers >= 0"),
     (["--samples", "0"], "--samples 0: give at least 1 trial"),
+    (["--only", "algoritm=gmpo"], "--only algoritm=gmpo: no trial of this sweep sets 'algoritm'; keys: "),
+    (["--only", "beta=5"], "--only beta=5: no trial has beta=5; values in this sweep: "),
     (["--set", "seed=abc"], "seed must be an integer >= 0, got 'abc'"),
     (["--set", "device=gpu"], "unknown device 'gpu'; valid: auto, cpu, cuda, cuda:N"),
     (["--set", "normalize_obs=yes"], "normalize_obs must be true or false, got 'yes'"),

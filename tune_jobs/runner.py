@@ -150,14 +150,41 @@ def filter_space(space: dict[str, Any], key: str, keep: Callable[[Any], bool]) -
     return out
 
 
+def _one_of(value: Any, allowed: list[str]) -> bool:
+    """Whether a config value is one of --only's texts (numbers compared as numbers: beta=4 keeps 4.0)."""
+    for text in allowed:
+        wanted = _literal(text)
+        if str(value) == text or (_number(value) and _number(wanted) and float(value) == float(wanted)):
+            return True
+    return False
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def apply_only(space: dict[str, Any], only: list[str]) -> dict[str, Any] | None:
     """--only KEY=V1,V2 on grids, constants and variants; None when no trial is left."""
     out: dict[str, Any] | None = dict(space)
     for item in only:
         key, text = _key_value(item, "--only")
-        allowed = set(text.split(","))
-        out = filter_space(out, key, lambda v: str(v) in allowed) if out is not None else None
+        allowed = text.split(",")
+        out = filter_space(out, key, lambda v: _one_of(v, allowed)) if out is not None else None
     return out
+
+
+def _only_problem(plans: list[Plan], only: list[str]) -> str:
+    """Why --only left no trial: the first filter naming an unknown key or a value no trial has, with the valid ones."""
+    configs = [c for p in plans for c in expand(p.space)]
+    for item in only:
+        key, text = _key_value(item, "--only")
+        values = sorted({str(c[key]) for c in configs if key in c})
+        if not values:
+            keys = sorted({k for c in configs for k in c})
+            return f"--only {item}: no trial of this sweep sets {key!r}; keys: {', '.join(keys)}"
+        if not any(_one_of(c[key], text.split(",")) for c in configs if key in c):
+            return f"--only {item}: no trial has {key}={text}; values in this sweep: {', '.join(values)}"
+    return f"no trials left after --only {' '.join(only)}: no trial passes all of them together"
 
 
 def _prepare_plan(plan: Plan, args: argparse.Namespace) -> Plan | None:
@@ -234,7 +261,7 @@ def prepare(plans: list[Plan], args: argparse.Namespace) -> tuple[list[Plan], li
     """Plans after flags, datasets made or fetched, and every trial validated; SweepConfigError if bad."""
     prepared = [p for p in (_prepare_plan(p, args) for p in plans) if p is not None]
     if not prepared:
-        raise C.SweepConfigError("no trials left after --only")
+        raise C.SweepConfigError(_only_problem(plans, args.only))
     C.validate_configs([t for p in prepared for t in expand(p.space)])
     if args.preset == "paper" and not any(k.startswith("dataset=") for k in args.sets):
         prepared = [p for p in (drop_unavailable_tasks(p) for p in prepared) if p is not None]

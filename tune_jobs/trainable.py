@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -141,11 +142,17 @@ def _base_rows(config: dict[str, Any], meta: dict[str, Any], device: str, seeds:
 
 
 def _save_and_report(metrics: dict[str, Any], pack: Pack, progress: dict[str, Any]) -> None:
-    """tune.report with a checkpoint of everything needed to continue."""
+    """tune.report with a checkpoint of everything needed to continue. It is staged in one folder per trial, emptied
+    before each save, so a worker killed while reporting leaves at most that folder behind (not one per kill)."""
     state = {"pack": pack.state(), "progress": progress}
-    with tempfile.TemporaryDirectory(prefix="genrl-ckpt-") as d:
-        torch.save(state, Path(d) / CHECKPOINT_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+    d = Path(tempfile.gettempdir()) / f"genrl-ckpt-{tune.get_context().get_trial_id()}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    try:
+        torch.save(state, d / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(d)))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _metrics_row(base: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
