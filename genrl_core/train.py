@@ -118,6 +118,14 @@ def _restore(path: Path, agent: Agent, gen: torch.Generator) -> tuple[int, list[
     return state["step"], state["history"]
 
 
+def with_run_schedules(algo: str, steps: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides with a schedule over training (GTP's schedule_steps) spanning the run's `steps` unless set."""
+    out = dict(overrides)
+    if "schedule_steps" in {f.name for f in dataclasses.fields(algorithms.get(algo)[0].config_class)}:
+        out.setdefault("schedule_steps", steps)
+    return out
+
+
 def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int = 256, eval_every: int = 0,
           eval_episodes: int = 10, out: str | None = None, resume: bool = False, device: str = "cpu",
           overrides: dict[str, Any] | None = None, reward_scaling: str = "auto", normalize_obs: bool = False,
@@ -128,9 +136,7 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
     if torch.device(device).type == "cuda":
         gen = torch.Generator(device=device).manual_seed(seed)
     data = load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs)
-    overrides = dict(overrides or {})
-    if "schedule_steps" in {f.name for f in dataclasses.fields(algorithms.get(algo)[0].config_class)}:
-        overrides.setdefault("schedule_steps", steps)  # schedules that grow over training span this run
+    overrides = with_run_schedules(algo, steps, overrides or {})
     agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
     agent.bind_data(data, seed)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     eval_every = eval_every or steps

@@ -15,7 +15,7 @@ from typing import Any
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main
+from tune_jobs.runner import Plan, main, points
 
 BETA_RANGE = (0.1, 32.0)
 SAMPLES = {"smoke": 6, "paper": 24}
@@ -27,14 +27,10 @@ def _searcher():
     return OptunaSearch()
 
 
-def _values(v: Any) -> list[Any]:
-    return v["grid_search"] if isinstance(v, dict) and "grid_search" in v else [v]
-
-
 def evaluations(space: dict[str, Any]) -> int:
     """Evaluations a trial of this (prepared) space reports: its longest run over its most frequent evaluation."""
     budget = {**C.RUN_DEFAULTS, **space.get("variant", {}), **{k: v for k, v in space.items() if k != "variant"}}
-    return math.ceil(max(_values(budget["steps"])) / min(_values(budget["eval_every"])))
+    return math.ceil(max(points(budget["steps"])) / min(points(budget["eval_every"])))
 
 
 def _asha(space: dict[str, Any]):

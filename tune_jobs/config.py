@@ -22,6 +22,7 @@ from genrl_core.networks import PRECISIONS
 from genrl_core.packing import ENGINES
 from genrl_core.paths import PATHS, PREDICTIONS
 from genrl_core.solvers import SOLVERS
+from genrl_core.train import with_run_schedules
 
 RUN_DEFAULTS: dict[str, Any] = {
     "algorithm": "gmpo",  # registered algorithm name (genrl_core.algorithms.names())
@@ -205,8 +206,8 @@ def split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     run = {k: flat[k] for k in RUN_DEFAULTS}
     overrides = {ALIASES.get(k, k): tuple(v) if isinstance(v, list) else v
                  for k, v in flat.items() if k not in RUN_DEFAULTS}
-    if run["algorithm"] in algorithms.names() and "schedule_steps" in algorithm_fields(run["algorithm"]):
-        overrides.setdefault("schedule_steps", run["steps"])
+    if run["algorithm"] in algorithms.names():
+        overrides = with_run_schedules(run["algorithm"], run["steps"], overrides)
     return run, overrides
 
 

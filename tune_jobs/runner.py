@@ -84,7 +84,7 @@ def _grid(value: Any) -> list | None:
     return value["grid_search"] if isinstance(value, dict) and set(value) == {"grid_search"} else None
 
 
-def _points(value: Any) -> list:
+def points(value: Any) -> list:
     """The values a key takes for validation: grid values, a domain's bounds or categories, or the constant."""
     if _grid(value) is not None:
         return _grid(value)
@@ -100,7 +100,7 @@ def _points(value: Any) -> list:
 def expand(space: dict[str, Any]) -> list[dict[str, Any]]:
     """Every trial config of a param space (searcher domains at their bounds), variants merged."""
     keys = list(space)
-    combos = itertools.product(*(_points(space[k]) for k in keys))
+    combos = itertools.product(*(points(space[k]) for k in keys))
     return [C.flatten(dict(zip(keys, combo))) for combo in combos]
 
 

@@ -68,20 +68,20 @@ def _device(name: str) -> str:
     """auto: cuda when the trial was given a GPU (outside a Tune session: when one is visible)."""
     if name != "auto":
         return name
+    return "cuda" if _trial_resource("GPU", outside=1) > 0 and torch.cuda.is_available() else "cpu"
+
+
+def _trial_resource(name: str, outside: float) -> float:
+    """How much of resource `name` (CPU, GPU) the trial was given; `outside` outside a Tune session."""
     try:
-        gpus = tune.get_context().get_trial_resources().required_resources.get("GPU", 0)
+        return tune.get_context().get_trial_resources().required_resources.get(name, 0)
     except Exception:  # outside a Tune session
-        gpus = 1
-    return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+        return outside
 
 
 def _threads() -> None:
     """As many torch threads as CPUs the trial was given (at least one)."""
-    try:
-        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    except Exception:  # outside a Tune session
-        cpus = 1
-    torch.set_num_threads(max(1, int(cpus)))
+    torch.set_num_threads(max(1, int(_trial_resource("CPU", outside=1))))
 
 
 def _restore(pack: Pack) -> dict[str, Any]:
