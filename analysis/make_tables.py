@@ -3,11 +3,13 @@
     python analysis/make_tables.py --results results --out results/tables
 
 Each table its sweeps cover is written as <out>/<table>.md and <out>/<table>.tex (and all Markdown is printed):
-every cell is "final (mean ± std over seeds) / best (mean ± std) [paper mean ± std]" of the D4RL-normalised score,
-where final is a trial's last evaluation and best its best evaluation. Captions name the dataset actually used
-for each task. Plots: <out>/curves_<sweep>.png (score against gradient steps per configuration, mean ± std over
-seeds) and <out>/figure1_loglik_vs_return.png (the paper's Figure 1: log-likelihood of dataset actions under
-the policy against its return, one point per evaluation, star at each configuration's best).
+every cell is "final (mean ± std over seeds) / best (mean ± std) [paper mean ± std]" of the normalised score,
+where final is a trial's last evaluation and best its best evaluation. Captions say so, name the references the
+scores are normalised with (the rows' ref_source: D4RL's, the papers' scale, or the dataset's own) and the
+dataset actually used for each task. Plots: <out>/curves_<sweep>.png (score against gradient steps per
+configuration, mean ± std over seeds) and <out>/figure1_loglik_vs_return.png (the paper's Figure 1:
+log-likelihood of dataset actions under the policy against its return, one point per evaluation, star at each
+configuration's best).
 """
 from __future__ import annotations
 
@@ -204,16 +206,45 @@ def _cells(group: pd.DataFrame, paper: tuple[float, float], latex: bool) -> str:
     return f"{text} [{_fmt(*paper, latex)}]" if not math.isnan(paper[0]) else text
 
 
-def _caption(t: pd.DataFrame, title: str) -> str:
+# what score_mean is normalised with, by the rows' ref_source (genrl_core.data.score_references)
+SCALES = {"d4rl": "D4RL-normalised score (D4RL's reference returns: the papers' scale)",
+          "dataset": "score normalised by the dataset's own reference returns (not D4RL's: not the papers' scale)",
+          "none": "no reference returns (no normalised score)"}
+SHORT_SCALES = {"d4rl": "D4RL-normalised", "dataset": "normalised by the dataset's own references",
+                "none": "no references"}
+
+
+def score_scale(t: pd.DataFrame) -> str:
+    """The references the scores of t are normalised with, from its ref_source column (per task when they differ)."""
+    if "ref_source" not in t or t["ref_source"].isna().all():
+        return "normalised score (reference source not recorded in the rows)"
+    by_task = t.dropna(subset=["ref_source"]).groupby("task")["ref_source"].agg(lambda v: ", ".join(sorted(set(v))))
+    sources = set(by_task)
+    if len(sources) == 1 and next(iter(sources)) in SCALES:
+        return SCALES[next(iter(sources))]
+    parts = {}
+    for task, source in sorted(by_task.items(), key=lambda kv: _sort_key(kv[0])):
+        parts.setdefault(" + ".join(SHORT_SCALES.get(s, s) for s in source.split(", ")), []).append(task)
+    return "normalised score: " + "; ".join(f"{scale} for {', '.join(tasks)}" for scale, tasks in parts.items())
+
+
+def _provenance(t: pd.DataFrame) -> str:
+    """Gradient steps, preset and the dataset used per task."""
     used = sorted({(r.task, r.dataset) for r in t.itertuples()}, key=lambda p: _sort_key(p[0]))
     datasets = "; ".join(f"{task} -> {dataset}" for task, dataset in used)
-    seeds = t["seed"].nunique()
     steps = ", ".join(str(int(s)) for s in sorted(t["steps"].unique()))
     preset = ", ".join(sorted(t["preset"].dropna().unique())) if "preset" in t else ""
     smoke = (" Smoke preset: each paper task is stood in for by a small locally made Pendulum-v1 dataset of the "
              "same kind, so the numbers only show that the pipeline runs." if "smoke" in preset else "")
-    return (f"{title}. D4RL-normalised score, final / best evaluation, mean ± std over {seeds} seed(s) "
-            f"[paper's number]. Gradient steps: {steps}. Preset: {preset}. Datasets used: {datasets}.{smoke}")
+    return f"Gradient steps: {steps}. Preset: {preset}. Datasets used: {datasets}.{smoke}"
+
+
+def _caption(t: pd.DataFrame, title: str) -> str:
+    seeds = t["seed"].nunique()
+    scale = score_scale(t)
+    return (f"{title}. {scale[:1].upper() + scale[1:]}. Each cell: final evaluation (the trial's last) / best "
+            f"evaluation (its highest during training), mean ± std over {seeds} seed(s) [paper's number]. "
+            f"{_provenance(t)}")
 
 
 def build(spec: Spec, t: pd.DataFrame) -> Table | None:
@@ -264,9 +295,11 @@ def table5(t: pd.DataFrame) -> Table | None:
         body.append(names + [cell + (f" [{paper:.1f}]" if not math.isnan(paper) else "")])
         body_tex.append(body[-1])
     title = "Table 5: model types, average over tasks"
-    caption = (f"{title} ({len(tasks)} task(s): {', '.join(tasks)}): final / best score, the mean over tasks of the "
-               f"seed means [paper's average over the same tasks]. " + _caption(t, "x").split("[paper's number]. ")[-1]
-               + (PARTIAL_NOTE if partial else ""))
+    scale = score_scale(t)
+    caption = (f"{title} ({len(tasks)} task(s): {', '.join(tasks)}). {scale[:1].upper() + scale[1:]}. Each cell: "
+               f"final evaluation "
+               f"(the trial's last) / best evaluation (its highest during training), the mean over tasks of the seed "
+               f"means [paper's average over the same tasks]. {_provenance(t)}" + (PARTIAL_NOTE if partial else ""))
     return Table("table5", title, ["Algorithm", "Model", "Prediction", "Average"], body, body_tex, caption)
 
 
@@ -288,8 +321,8 @@ def table8(rows: pd.DataFrame) -> Table | None:
         body.append([task, ALGORITHMS.get(algo, algo), *found, str(len(g)), paper or "–"])
     title = "Table 8: beta per task found by OptunaSearch + ASHA"
     header = ["Task", "Algorithm", "beta found", "final score", "trials", "paper beta"]
-    caption = (f"{title}: the beta of the trial with the best final normalised score among those ASHA ran to the "
-               f"end. " + _caption(t, "x").split("[paper's number]. ")[-1])
+    caption = (f"{title}: the beta of the trial with the best final evaluation (the trial's last) among those ASHA "
+               f"ran to the end, whose final score is given as {score_scale(t)}. {_provenance(t)}")
     return Table("table8", title, header, body, body, caption)
 
 

@@ -2,12 +2,19 @@
 
 Reward scaling as IQL does it: "locomotion" r * 1000 / (max episode return - min episode return),
 "antmaze" r - 1, "none"; "auto" picks antmaze for antmaze ids, none for toy ids, locomotion otherwise.
-Time-outs (truncations) are not terminals. Reference scores come from the dataset's metadata
-(locally made datasets store them) or else from reference/d4rl_ref_scores.csv, keyed by environment.
+Time-outs (truncations) are not terminals. Ids starting with d4rl/ are D4RL's own hdf5 files (genrl_core.d4rl).
+
+Reference returns: environments in D4RL's table (reference/d4rl_ref_scores.csv: hopper, halfcheetah, walker2d,
+ant, antmaze) are normalised with D4RL's (ref_source "d4rl"), the scale of every published number; the
+dataset's own references (Minari metadata, e.g. the random and expert policies of a locally made set) are kept
+beside them (dataset_ref_min_score / dataset_ref_max_score). Other environments use the dataset's own
+(ref_source "dataset"), or none ("none"). content_hash identifies the transitions as read (before reward
+scaling and observation normalisation, which the run's config records).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from dataclasses import dataclass, fields, replace
@@ -52,6 +59,10 @@ class OfflineData:
     obs_mean: Tensor | None  # set when observations were normalised (obs/next_obs already are)
     obs_std: Tensor | None
     env_spec: EnvSpec | None = None  # the full evaluation spec (kwargs included) when the dataset has one
+    ref_source: str = "none"  # where ref_min/max_score come from: "d4rl" (D4RL's table), "dataset" or "none"
+    dataset_ref_min_score: float | None = None  # the dataset's own references (metadata), None when it has none
+    dataset_ref_max_score: float | None = None
+    content_hash: str = ""  # 16 hex digits of sha256 over the transitions as read (see content_hash)
 
     @property
     def obs_dim(self) -> int:
@@ -206,18 +217,48 @@ def _env_key(name: str) -> str:
     return base.split("-v")[0].replace("_", "")
 
 
-def reference_scores(dataset_id: str, metadata: dict, env_id: str | None) -> tuple[float | None, float | None]:
-    """Refs from the dataset's metadata if present, else the D4RL table by environment, else (None, None)."""
-    lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
-    if lo is not None and hi is not None:
-        return float(lo), float(hi)
+def _d4rl_key(dataset_id: str, env_id: str | None) -> str | None:
+    """The row of D4RL's reference table that covers a dataset, if any."""
     table = ref_scores_table()
     if "antmaze" in dataset_id.lower():
-        return table.get("antmaze", (None, None))
-    for key in (_env_key(dataset_id), _env_key(env_id or "")):
-        if key in table:
-            return table[key]
-    return None, None
+        return "antmaze" if "antmaze" in table else None
+    return next((k for k in (_env_key(dataset_id), _env_key(env_id or "")) if k in table), None)
+
+
+def score_references(dataset_id: str, metadata: dict, env_id: str | None) -> dict:
+    """The reference fields of OfflineData: D4RL's refs for environments in its table, else the dataset's own."""
+    lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    own = (float(lo), float(hi)) if lo is not None and hi is not None else (None, None)
+    key = _d4rl_key(dataset_id, env_id)
+    if key is not None:
+        primary, source = ref_scores_table()[key], "d4rl"
+    else:
+        primary, source = own, "dataset" if own[0] is not None else "none"
+    return {"ref_min_score": primary[0], "ref_max_score": primary[1], "ref_source": source,
+            "dataset_ref_min_score": own[0], "dataset_ref_max_score": own[1]}
+
+
+def reference_scores(dataset_id: str, metadata: dict, env_id: str | None) -> tuple[float | None, float | None]:
+    """The (ref_min_score, ref_max_score) scores are normalised with (see score_references)."""
+    refs = score_references(dataset_id, metadata, env_id)
+    return refs["ref_min_score"], refs["ref_max_score"]
+
+
+TRANSITION_KEYS = ("obs", "action", "reward", "next_obs", "terminal")
+
+
+def content_hash(arrays: dict[str, np.ndarray | Tensor]) -> str:
+    """First 16 hex digits of sha256 over the float32 bytes (and shapes) of obs, action, reward, next_obs and
+    terminal: equal for equal transitions on any device."""
+    h = hashlib.sha256()
+    for key in TRANSITION_KEYS:
+        value = arrays[key]
+        if isinstance(value, Tensor):
+            value = value.detach().to("cpu", torch.float32).numpy()
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        h.update(f"{key}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
 
 
 def _spec_from_metadata(metadata: dict) -> EnvSpec | None:
@@ -258,6 +299,7 @@ def _load_toy(dataset_id: str, scaling: str) -> OfflineData:
     from genrl_core import bandits
 
     data = bandits.DATASETS[dataset_id]()
+    data = replace(data, content_hash=content_hash({k: getattr(data, k) for k in TRANSITION_KEYS}))
     if scaling != "none":
         reward = scale_rewards(data.reward.numpy(), data.reward.double().numpy(), scaling)
         data = replace(data, reward=torch.as_tensor(reward, dtype=torch.float32))
@@ -266,28 +308,36 @@ def _load_toy(dataset_id: str, scaling: str) -> OfflineData:
 
 def load(dataset_id: str, device: str | torch.device = "cpu", reward_scaling: str = "auto",
          normalize_obs: bool = False, download: bool = False) -> OfflineData:
-    """Load a Minari dataset (or a toy/... bandit) as transition tensors on `device`."""
+    """Load a Minari dataset, a D4RL file (d4rl/<env>-<kind>-v<n>, from D4RL_DATASETS_PATH; `download` does not
+    apply) or a toy/... bandit as transition tensors on `device`."""
     from genrl_core import bandits
 
     scaling = resolve_scaling(dataset_id, reward_scaling)
     if dataset_id in bandits.DATASETS:
         data = _load_toy(dataset_id, scaling)
     else:
-        arrays, returns, metadata = _read_minari(dataset_id, download)
+        if dataset_id.startswith("d4rl/"):
+            from genrl_core import d4rl
+
+            arrays, returns, spec = d4rl.read(dataset_id)
+            metadata: dict = {}
+        else:
+            arrays, returns, metadata = _read_minari(dataset_id, download)
+            spec = _spec_from_metadata(metadata)
+        digest = content_hash(arrays)
         arrays["reward"] = scale_rewards(arrays["reward"], returns, scaling)
-        spec = _spec_from_metadata(metadata)
         env_id = spec.id if spec is not None else None
-        ref_min, ref_max = reference_scores(dataset_id, metadata, env_id)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()}
-        data = OfflineData(**tensors, dataset_id=dataset_id, env_id=env_id, ref_min_score=ref_min,
-                           ref_max_score=ref_max, obs_mean=None, obs_std=None, env_spec=spec)
+        data = OfflineData(**tensors, dataset_id=dataset_id, env_id=env_id, obs_mean=None, obs_std=None,
+                           env_spec=spec, content_hash=digest, **score_references(dataset_id, metadata, env_id))
     if normalize_obs:
         data = _normalized(data)
     return data.to(device)
 
 
 def concat(datasets: list[OfflineData], dataset_id: str, normalize_obs: bool = False) -> OfflineData:
-    """Concatenate un-normalised datasets (medium-expert style); env and refs come from the first."""
+    """Concatenate un-normalised datasets (medium-expert style); env and refs come from the first. The content hash
+    is the parts' hashes hashed in order (a single part keeps its own)."""
     if not datasets:
         raise ValueError("concat needs at least one dataset")
     if any(d.obs_mean is not None for d in datasets):
@@ -295,6 +345,8 @@ def concat(datasets: list[OfflineData], dataset_id: str, normalize_obs: bool = F
     first = datasets[0]
     cat = {k: torch.cat([getattr(d, k).to(first.device) for d in datasets])
            for k in ("obs", "action", "reward", "next_obs", "terminal")}
-    data = replace(first, **cat, dataset_id=dataset_id)
+    digest = first.content_hash if len(datasets) == 1 else hashlib.sha256(
+        "+".join(d.content_hash for d in datasets).encode()).hexdigest()[:16]
+    data = replace(first, **cat, dataset_id=dataset_id, content_hash=digest)
     return _normalized(data) if normalize_obs else data
 

@@ -52,21 +52,45 @@ def _make_vector_env(spec: EnvSpec, n_envs: int, max_episode_steps: int | None) 
 def normalized_score(returns: np.ndarray, ref_min_score: float | None,
                      ref_max_score: float | None) -> tuple[float, float]:
     """(mean, std) of 100 * (R - min) / (max - min); the std is scaled, not shifted; NaN when refs unknown."""
+    return _scaled(float(returns.mean()), float(returns.std()), ref_min_score, ref_max_score)
+
+
+def _scaled(mean: float, std: float, ref_min_score: float | None,
+            ref_max_score: float | None) -> tuple[float, float]:
+    """normalized_score from the returns' mean and std."""
     if ref_min_score is None or ref_max_score is None or ref_max_score == ref_min_score:
         return math.nan, math.nan
     scale = 100.0 / (ref_max_score - ref_min_score)
-    return float((returns.mean() - ref_min_score) * scale), float(returns.std() * scale)
+    return float((mean - ref_min_score) * scale), float(std * scale)
 
 
 def dataset_score(dataset_id: str) -> float:
-    """Normalised score of a Minari dataset's own episodes (the behaviour policy's score)."""
-    import minari  # noqa: PLC0415  (kept out of the module's import time)
-
+    """Normalised score of a dataset's own episodes (the behaviour policy's score); Minari ids and d4rl/ files."""
     from genrl_core.data import load  # noqa: PLC0415
 
     data = load(dataset_id)
-    returns = np.array([float(np.sum(ep.rewards)) for ep in minari.load_dataset(dataset_id).iterate_episodes()])
+    if dataset_id.startswith("d4rl/"):
+        from genrl_core import d4rl  # noqa: PLC0415
+
+        returns = d4rl.read(dataset_id)[1]
+    else:
+        import minari  # noqa: PLC0415  (kept out of the module's import time)
+
+        returns = np.array([float(np.sum(ep.rewards)) for ep in minari.load_dataset(dataset_id).iterate_episodes()])
     return normalized_score(returns, data.ref_min_score, data.ref_max_score)[0]
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def protocol(data: OfflineData, n_episodes: int) -> dict[str, float | str]:
+    """How an evaluation of `data`'s policy is scored: episodes, the reference returns of score_mean and where they
+    come from ("d4rl", "dataset" or "none"), the dataset id and the hash of its transitions (numbers as floats,
+    NaN for missing references)."""
+    return {"eval_episodes": float(n_episodes), "ref_min_score": _number(data.ref_min_score),
+            "ref_max_score": _number(data.ref_max_score), "ref_source": str(data.ref_source),
+            "dataset_id": str(data.dataset_id), "data_hash": str(data.content_hash)}
 
 
 def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int, device: str | torch.device,
@@ -131,11 +155,21 @@ def evaluate(policy: Policy, env_id: str | EnvSpec, n_episodes: int = 10, seed: 
 
 
 def evaluate_dataset(policy: Policy, data: OfflineData, n_episodes: int = 10, seed: int = 0,
-                     device: str | torch.device = "cpu") -> dict[str, float]:
-    """Evaluate on the dataset's environment with its reference scores and observation normalisation."""
+                     device: str | torch.device = "cpu") -> dict[str, float | str]:
+    """Evaluate on the dataset's environment with its reference scores and observation normalisation.
+
+    score_mean / score_std use data's primary references (D4RL's for the environments of its table);
+    score_dataset_mean / score_dataset_std use the dataset's own references (NaN when it has none); the
+    protocol() keys say how the scores were made.
+    """
     env = data.env_spec if data.env_spec is not None else data.env_id
     if env is None:
         raise ValueError(f"dataset {data.dataset_id!r} has no environment to evaluate on")
     normalizer = data.normalize if data.obs_mean is not None else None
-    return evaluate(policy, env, n_episodes, seed, device=device, obs_normalizer=normalizer,
-                    ref_min_score=data.ref_min_score, ref_max_score=data.ref_max_score)
+    metrics: dict[str, float | str] = evaluate(
+        policy, env, n_episodes, seed, device=device, obs_normalizer=normalizer,
+        ref_min_score=data.ref_min_score, ref_max_score=data.ref_max_score)
+    mean, std = _scaled(metrics["return_mean"], metrics["return_std"], data.dataset_ref_min_score,
+                        data.dataset_ref_max_score)
+    metrics.update(score_dataset_mean=mean, score_dataset_std=std, **protocol(data, n_episodes))
+    return metrics

@@ -1,9 +1,9 @@
 """data.load and OfflineData: sampling, normalisation, reward scaling, reference scores and clear errors."""
 from __future__ import annotations
 
-from pathlib import Path
-
+import math
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import minari
@@ -199,3 +199,52 @@ def test_toy_ids_load_through_the_same_loader() -> None:
     assert d.env_id is None and d.obs.shape == (10000, 1) and d.terminal.eq(1).all()
     m = load("toy/multimodal-v0", normalize_obs=False)
     torch.testing.assert_close(m.reward, bandits.value("multimodal", m.action))
+
+
+def test_d4rl_envs_score_on_d4rl_refs_with_the_datasets_own_beside(small_pendulum: str) -> None:
+    from genrl_core.evaluation import evaluate_dataset
+
+    _create("test/hopper/ownrefs-v0", _random_episodes(gym.make("Hopper-v5"), 3, 0), env="Hopper-v5",
+            ref_min_score=10.0, ref_max_score=510.0)
+    d = load("test/hopper/ownrefs-v0")
+    assert (d.ref_min_score, d.ref_max_score, d.ref_source) == (-20.272305, 3234.3, "d4rl")  # the papers' scale
+    assert (d.dataset_ref_min_score, d.dataset_ref_max_score) == (10.0, 510.0)
+    res = evaluate_dataset(lambda o: torch.zeros(o.shape[0], 3), d, n_episodes=1)
+    assert res["score_mean"] == pytest.approx(100 * (res["return_mean"] + 20.272305) / (3234.3 + 20.272305))
+    assert res["score_dataset_mean"] == pytest.approx(100 * (res["return_mean"] - 10.0) / 500.0)
+    assert res["score_dataset_std"] == pytest.approx(100 * res["return_std"] / 500.0)
+    assert {k: res[k] for k in ("ref_source", "ref_min_score", "ref_max_score", "eval_episodes", "dataset_id")} == {
+        "ref_source": "d4rl", "ref_min_score": -20.272305, "ref_max_score": 3234.3, "eval_episodes": 1.0,
+        "dataset_id": "test/hopper/ownrefs-v0"}
+    assert res["data_hash"] == d.content_hash
+    # an environment outside D4RL's table keeps the dataset's own references as its score
+    _create("test/pendulum/ownrefs-v0", _random_episodes(gym.make("Pendulum-v1"), 3, 0), env="Pendulum-v1",
+            ref_min_score=-1500.0, ref_max_score=-150.0)
+    p = load("test/pendulum/ownrefs-v0")
+    assert (p.ref_min_score, p.ref_max_score, p.ref_source) == (-1500.0, -150.0, "dataset")
+    res = evaluate_dataset(lambda o: torch.zeros(o.shape[0], 1), p, n_episodes=1)
+    assert res["score_mean"] == res["score_dataset_mean"] == pytest.approx(100 * (res["return_mean"] + 1500) / 1350)
+    assert res["ref_source"] == "dataset" and res["ref_min_score"] == -1500.0
+    none = load(small_pendulum)  # no references anywhere
+    assert none.ref_source == "none" and none.dataset_ref_min_score is None
+    res = evaluate_dataset(lambda o: torch.zeros(o.shape[0], 1), none, n_episodes=1)
+    assert res["ref_source"] == "none" and math.isnan(res["ref_min_score"]) and math.isnan(res["score_mean"])
+
+
+def test_content_hash_names_the_transitions_read(small_pendulum: str) -> None:
+    a = load(small_pendulum)
+    assert len(a.content_hash) == 16 and int(a.content_hash, 16) >= 0
+    assert load(small_pendulum).content_hash == a.content_hash  # stable
+    # the processing options (recorded in the run's config) do not change it
+    assert load(small_pendulum, reward_scaling="none", normalize_obs=True).content_hash == a.content_hash
+    assert a.to("cpu").content_hash == a.content_hash
+    _create("test/pendulum/other-v0", _random_episodes(gym.make("Pendulum-v1"), 6, 1), env="Pendulum-v1")
+    b = load("test/pendulum/other-v0")
+    assert b.content_hash != a.content_hash
+    assert gdata.content_hash({k: getattr(a, k) for k in gdata.TRANSITION_KEYS}) != a.content_hash  # scaled rewards
+    assert gdata.content_hash({k: getattr(load(small_pendulum, reward_scaling="none"), k)
+                               for k in gdata.TRANSITION_KEYS}) == a.content_hash  # the raw transitions
+    ab, ba = concat([a, b], "a+b"), concat([b, a], "b+a")
+    assert len({ab.content_hash, ba.content_hash, a.content_hash, b.content_hash}) == 4
+    assert concat([a, b], "x").content_hash == ab.content_hash and concat([a], "x").content_hash == a.content_hash
+    assert len(load("toy/swissroll-v0").content_hash) == 16

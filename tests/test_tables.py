@@ -164,3 +164,28 @@ def test_table8_skips_diverged_trials_and_marks_a_pair_with_none_left(make_table
     md = (tmp_path / "t" / "table8.md").read_text()
     assert "| halfcheetah-medium-v2 | GMPO | 0.5 | 20.0 | 2 | 1.0 |" in md
     assert "| halfcheetah-medium-v2 | GMPG | – | – | 2 | 1.0 |" in md
+
+
+def test_captions_say_final_and_best_and_which_references_normalise_the_scores(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    base = {"algorithm": "gmpo", "model": "gvp", "prediction": "velocity", "beta": 1.0, "seed": 0}
+    for sweep, task, dataset, source in (
+            ("beta_ablation", "hopper-medium-v2", "d4rl/hopper-medium-v2", "d4rl"),
+            ("beta_ablation", "halfcheetah-medium-v2", "d4rl/halfcheetah-medium-v2", "d4rl"),
+            ("solver_ablation", "hopper-medium-v2", "local/pendulum/medium-v0", "dataset"),
+            ("model_ablation", "hopper-medium-v2", "d4rl/hopper-medium-v2", "d4rl"),
+            ("model_ablation", "halfcheetah-medium-v2", "local/pendulum/medium-v0", "dataset")):
+        config = {**base, "task": task, "dataset": dataset, "ref_source": source, "solver": "euler",
+                  "sampling_steps": 8}
+        _trial(root, sweep, f"{sweep}-{task}", config, [20.0, 30.0])
+    _trial(root, "benchmark", "old", {**base, "task": "hopper-medium-v2", "dataset": "x"}, [1.0])  # no ref_source
+    tables = {t.key: t.caption for t in make_tables.write(results.read_rows(root), tmp_path / "t")}
+    cells = "Each cell: final evaluation (the trial's last) / best evaluation (its highest during training)"
+    assert all(cells in tables[k] for k in ("table3", "table5", "table10", "table12", "table13"))
+    assert "D4RL-normalised score (D4RL's reference returns: the papers' scale)." in tables["table12"]
+    assert "dataset's own reference returns (not D4RL's: not the papers' scale)." in tables["table13"]
+    mixed = ("Normalised score: normalised by the dataset's own references for halfcheetah-medium-v2; "
+             "D4RL-normalised for hopper-medium-v2.")
+    assert mixed in tables["table10"] and mixed in tables["table5"]
+    assert "reference source not recorded" in tables["table3"]
+    assert "D4RL-normalised" in (tmp_path / "t" / "table12.tex").read_text()

@@ -4,8 +4,10 @@ Layout: <storage>/parquet/sweep=<sweep>/<trial_id>-<step>.parquet. The file name
 (trial_id, step), so a retried or resumed trial that evaluates the same step again overwrites its row
 instead of adding one. Local files are written to a temporary name and renamed (a killed writer never
 leaves half a row); object stores (s3://, gs://) write each object in one piece. Each row holds the
-full flat config, the config as JSON, the metrics, and where and how it ran (git commit, package
-versions, host, node, pid, GPU name, timings). `final` is True on the last evaluation of a trial.
+full flat config, the config as JSON, the metrics, the evaluation protocol (PROTOCOL_KEYS: episodes, the
+reference returns of score_mean and their source, the dataset id and the hash of its transitions), and where
+and how it ran (git commit, package versions, host, node, pid, GPU name, timings). `final` is True on the last
+evaluation of a trial.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from pyarrow import fs as pafs
 
 PARQUET_DIR = "parquet"
 PACKAGES = ("genrl-platform", "torch", "ray", "numpy", "gymnasium", "minari", "mujoco")
+# How a row's scores were made (genrl_core.evaluation.protocol); columns under these names in every trainable row
+PROTOCOL_KEYS = ("eval_episodes", "ref_min_score", "ref_max_score", "ref_source", "dataset_id", "data_hash")
 
 
 def absolute(uri: str) -> str:
@@ -44,6 +48,14 @@ def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
 def row_path(root: str, sweep: str, trial_id: str, step: int) -> str:
     """Where the row (trial_id, step) of a sweep lives."""
     return f"{root.rstrip('/')}/sweep={sweep}/{trial_id}-{int(step):012d}.parquet"
+
+
+def protocol_columns(data: Any, eval_episodes: int) -> dict[str, Any]:
+    """The PROTOCOL_KEYS columns of an OfflineData evaluated over eval_episodes episodes (also for a row without an
+    evaluation: a diverged seed, a toy bandit)."""
+    from genrl_core.evaluation import protocol
+
+    return protocol(data, eval_episodes)
 
 
 def _cell(value: Any) -> Any:
