@@ -64,7 +64,9 @@ def train_toy(algo: str, beta: float, steps: int, seed: int = 0, name: str = "sw
     behaviour_steps) from its initial value to LR_FLOOR of it; GMPG's policy-gradient rate stays constant."""
     data = load(f"toy/{name}-v0")
     torch.manual_seed(seed)
-    rl = {} if algo == "bc" else {"beta": beta, "critic_steps": 0}
+    rl = {} if algo == "bc" else {"beta": beta, "critic_steps": 0}  # the exact critic: no critic phase
+    if algo == "gmpg":
+        rl["log_ratio_scale"] = "nats"  # these toy studies' betas are on Eq. 8's printed (nats) scale
     agent = build_agent(algo, 1, 2, {**SMALL, **rl, **extra})
     if algo != "bc":
         agent.critic = bandits.ExactCritic(name, float(data.reward.mean()))

@@ -386,7 +386,8 @@ class Pack:
         per_seed: list[list[dict[str, torch.Tensor]]] = []
         for agent, gen, rng in zip(self.agents, self.gens, self.rngs):
             with rng.active():
-                per_seed.append([agent.update(data.sample(batch_size, gen), s) for s in range(start, start + n)])
+                per_seed.append([agent.update(data.sample(agent.batch_size(s, batch_size), gen), s)
+                                 for s in range(start, start + n)])
         for j, step in enumerate(range(start, start + n)):
             acc.add({k: torch.stack([out[j][k] for out in per_seed]) for k in per_seed[0][j]}, step)
 
@@ -399,7 +400,7 @@ class Pack:
             mode = _SeedMode(level, self.rngs)
             with _stacked_optimizers(self.agents, params), _reparametrize_module(first, views):
                 for step in range(start, start + n):
-                    batch = self._batch(data, batch_size, level)
+                    batch = self._batch(data, first.batch_size(step, batch_size), level)
                     with mode:
                         out = first.update(batch, step)
                     acc.add({k: _remove_batch_dim(v, level, size, 0) if is_batchedtensor(v) else v.expand(size)

@@ -55,6 +55,7 @@ def evaluate_agent(agent: Agent, data: OfflineData, episodes: int, seed: int, de
         g = torch.Generator(device=data.device).manual_seed(seed)
         pairs = data.sample(LOGLIK_BATCH, g)
         metrics["loglik"] = float(agent.log_likelihood(pairs["obs"], pairs["action"]).mean())
+    metrics["phase"] = agent.phase()  # which model acted and gave the log-likelihood: mu before the policy phase
     agent.train()
     return metrics
 
@@ -94,8 +95,43 @@ def train_steps(agent: Agent, data: OfflineData, start: int, stop: int, batch_si
     acc = acc or Accumulator()
     with precision_context(precision):
         for step in range(start, stop):
-            acc.add(agent.update(data.sample(batch_size, gen), step), step)
+            acc.add(agent.update(data.sample(agent.batch_size(step, batch_size), gen), step), step)
     return acc
+
+
+def next_eval(step: int, steps: int, eval_every: int, policy_start: int = 0, policy_eval_every: int = 0) -> int:
+    """The step of the evaluation after `step`: every eval_every steps; with policy_eval_every, also at policy_start
+    and every policy_eval_every steps from there (GMPG's optimum can come after tens of policy steps)."""
+    nxt = (step // eval_every + 1) * eval_every
+    if policy_eval_every > 0:
+        if step < policy_start:
+            nxt = min(nxt, policy_start)
+        else:
+            nxt = policy_start + ((step - policy_start) // policy_eval_every + 1) * policy_eval_every
+    return min(nxt, steps)
+
+
+EPOCH_KEYS = ("critic_epochs", "behaviour_epochs", "policy_epochs")
+
+
+def steps_from_epochs(algo: str, n: int, batch_size: int, epochs: dict[str, int],
+                      overrides: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """Phase lengths given in epochs (the authors' unit: an epoch is ceil(n / batch) gradient steps) as steps for a
+    dataset of n transitions: (total steps or None, overrides with critic_steps / behaviour_steps set).
+
+    The critic and behaviour phases run in parallel from step 0 at `batch_size`; the policy phase follows them at
+    the policy's own batch size (policy_batch_size where set)."""
+    fields = {f.name for f in dataclasses.fields(algorithms.get(algo)[0].config_class)}
+    out = dict(overrides)
+    per_epoch = -(-n // batch_size)
+    for key in ("critic", "behaviour"):
+        if epochs.get(f"{key}_epochs", 0) > 0 and f"{key}_steps" in fields:
+            out[f"{key}_steps"] = epochs[f"{key}_epochs"] * per_epoch
+    if epochs.get("policy_epochs", 0) <= 0:
+        return None, out
+    start = max([out.get(f"{k}_steps", 0) for k in ("critic", "behaviour") if f"{k}_steps" in fields] or [0])
+    policy_batch = out.get("policy_batch_size") or batch_size
+    return start + epochs["policy_epochs"] * -(-n // policy_batch), out
 
 
 def _save(path: Path, agent: Agent, step: int, gen: torch.Generator, history: list[dict]) -> None:
@@ -129,8 +165,10 @@ def with_run_schedules(algo: str, steps: int, overrides: dict[str, Any]) -> dict
 def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int = 256, eval_every: int = 0,
           eval_episodes: int = 10, out: str | None = None, resume: bool = False, device: str = "cpu",
           overrides: dict[str, Any] | None = None, reward_scaling: str = "auto", normalize_obs: bool = False,
-          precision: str = "fp32", log: Callable[[str], None] | None = print) -> list[dict]:
-    """Train `algo` on `dataset` for `steps` gradient steps; returns one metrics dict per evaluation."""
+          precision: str = "fp32", policy_eval_every: int = 0,
+          log: Callable[[str], None] | None = print) -> list[dict]:
+    """Train `algo` on `dataset` for `steps` gradient steps; returns one metrics dict per evaluation (every
+    eval_every steps, and every policy_eval_every steps of the policy phase when > 0)."""
     check_precision(precision)
     gen = seed_everything(seed)
     if torch.device(device).type == "cuda":
@@ -149,7 +187,7 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
         _rewrite_jsonl(ckpt.parent / "metrics.jsonl", history)
     step = start
     while step < steps:
-        stop = min(steps, (step // eval_every + 1) * eval_every)
+        stop = next_eval(step, steps, eval_every, agent.policy_start, policy_eval_every)
         t0 = time.perf_counter()
         losses = train_steps(agent, data, step, stop, batch_size, gen, precision=precision).read()
         metrics = {"step": stop, **losses, "grad_steps_per_s": (stop - step) / max(time.perf_counter() - t0, 1e-9)}
@@ -219,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="minibatch size")
     p.add_argument("--eval-every", type=int, default=10_000, help="steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--policy-eval-every", type=int, default=0,
+                   help="> 0: also evaluate when the policy phase starts and every this many steps of it")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     p.add_argument("--out", default=None, help="directory for metrics.jsonl and checkpoint.pt")
@@ -238,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         train(algo, args["dataset"], steps=args["steps"], seed=args["seed"], batch_size=args["batch_size"],
               eval_every=args["eval_every"], eval_episodes=args["eval_episodes"], out=args["out"],
               resume=args["resume"], device=args["device"], overrides=cfg, reward_scaling=args["reward_scaling"],
-              normalize_obs=args["normalize_obs"], precision=args["precision"])
+              normalize_obs=args["normalize_obs"], precision=args["precision"],
+              policy_eval_every=args["policy_eval_every"])
     except (ValueError, DivergenceError) as err:
         sys.exit(f"error: {err}")
 

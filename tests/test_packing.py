@@ -18,7 +18,8 @@ from tune_jobs import config as C
 from tune_jobs import results
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
-OVERRIDES = {"bc": TINY, "gmpo": {**TINY, "critic_hidden": (32, 32), "beta": 2.0},
+OVERRIDES = {"bc": TINY, "gmpo": {**TINY, "critic_hidden": (32, 32), "beta": 2.0, "critic_steps": 0,
+                                  "critic_alongside": True},  # critic and policy from step 0 (phases: test_phases)
              "gtp": {"hidden": (32, 32), "critic_hidden": (32, 32), "schedule_steps": 12, "sampling_steps": 2}}
 SEEDS, STEPS, CHUNK, BATCH = [0, 1, 2], 12, 4, 64
 

@@ -26,7 +26,8 @@ POLICY = dict(backbone="mlp", widths=(256, 256, 256), lr=1e-3, sampling_steps=16
               critic_alongside=False, loglik_steps=8)
 STEPS = {"bc": 3000, "gmpo": 3000, "gmpg": 3300}  # GMPG: 3000 behaviour-cloning steps of mu, then 300 policy steps
 # T = 8 training steps (the paper: 32 and up) keep a policy-gradient step ~0.15 s; the trace is exact (1-D actions)
-GMPG = dict(beta=1.0, behaviour_steps=3000, behaviour_lr=1e-3, lr=3e-4, train_steps=8, trace="exact")
+GMPG = dict(beta=1.0, behaviour_steps=3000, behaviour_lr=1e-3, lr=3e-4, train_steps=8, trace="exact",
+            log_ratio_scale="nats")  # the betas measured here are on Eq. 8's printed scale
 
 
 @pytest.fixture(scope="module")

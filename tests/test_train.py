@@ -16,8 +16,8 @@ TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_step
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
-    kw = dict(seed=3, batch_size=64, eval_every=20, log=None,
-              overrides={**TINY, "critic_hidden": (32, 32), "beta": 2.0})
+    kw = dict(seed=3, batch_size=64, eval_every=20, log=None,  # critic trained throughout (the option)
+              overrides={**TINY, "critic_hidden": (32, 32), "beta": 2.0, "critic_steps": 0, "critic_alongside": True})
     full = train("gmpo", "toy/swissroll-v0", steps=60, out=str(tmp_path / "a"), **kw)
     train("gmpo", "toy/swissroll-v0", steps=20, out=str(tmp_path / "b"), **kw)  # "crashes" after step 20
     resumed = train("gmpo", "toy/swissroll-v0", steps=60, out=str(tmp_path / "b"), resume=True, **kw)

@@ -32,7 +32,7 @@ from ray import tune
 from genrl_core.algorithms.base import Agent
 from genrl_core.data import OfflineData, concat, load, resolve_scaling, scale_rewards
 from genrl_core.packing import Pack, build_pack
-from genrl_core.train import evaluate_agent
+from genrl_core.train import EPOCH_KEYS, evaluate_agent, next_eval, steps_from_epochs
 from tune_jobs import results
 from tune_jobs.config import flatten, pack_seeds, split
 
@@ -156,8 +156,9 @@ def _save_and_report(metrics: dict[str, Any], pack: Pack, progress: dict[str, An
 
 
 def _metrics_row(base: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """Metrics named like a config key get a 'metric_' prefix, so no column means two things."""
-    clash = {k: (f"metric_{k}" if k in base else k) for k in metrics}
+    """Metrics named like a config key get a 'metric_' prefix, so no column means two things; the evaluation protocol
+    (results.PROTOCOL_KEYS, e.g. eval_episodes) keeps its own names."""
+    clash = {k: (f"metric_{k}" if k in base and k not in results.PROTOCOL_KEYS else k) for k in metrics}
     return {**base, **{clash[k]: v for k, v in metrics.items()},
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -186,18 +187,30 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     run, overrides = split(config)
     device = _device(run["device"])
     data = load_data(run["dataset"], device, run["reward_scaling"], run["normalize_obs"])
+    run, overrides = phases_in_steps(run, overrides, len(data))
     seeds = pack_seeds(run)
     pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"])
     pack.bind_data(data)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
-    trial = _Trial(run, device, data, pack, _restore(pack), _base_rows(config, meta, device, seeds),
-                   meta.get("results"))
+    bases = _base_rows(config, meta, device, seeds)
+    for base in bases:  # the step counts this trial really ran (its phases may have been given in epochs)
+        base.update({"steps": run["steps"], **{k: v for k, v in overrides.items() if k.endswith("_steps")}})
+    trial = _Trial(run, device, data, pack, _restore(pack), bases, meta.get("results"))
     while trial.progress["step"] < run["steps"] and _round(trial):
         pass
 
 
+def phases_in_steps(run: dict[str, Any], overrides: dict[str, Any], n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run, overrides) with phases given in epochs (critic_epochs, ...) turned into steps for n transitions."""
+    steps, overrides = steps_from_epochs(run["algorithm"], n, run["batch_size"], {k: run[k] for k in EPOCH_KEYS},
+                                         overrides)
+    return ({**run, "steps": steps} if steps else run), overrides
+
+
 def _round(t: _Trial) -> bool:
     """Train one chunk, evaluate each seed, write its row, report; False when every seed has diverged."""
-    n = min(t.run["eval_every"], t.run["steps"] - t.progress["step"])
+    step = t.progress["step"]
+    n = next_eval(step, t.run["steps"], t.run["eval_every"], t.pack.agents[0].policy_start,
+                  t.run["policy_eval_every"]) - step
     t0 = time.perf_counter()
     per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"], t.run["precision"])
     train_s = time.perf_counter() - t0
@@ -223,7 +236,8 @@ def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train
     evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.pack, i, t.data, t.run, t.device)
     p = t.progress
     final = p["step"] >= t.run["steps"] or bool(diverged)
-    metrics = {"step": p["step"], "iteration": p["iteration"], **losses, **evaluation,
+    metrics = {"step": p["step"], "iteration": p["iteration"],
+               **results.protocol_columns(t.data, t.run["eval_episodes"]), **losses, **evaluation,
                "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
                "restarts": p["restarts"], "final": final, "error": diverged, "pack_size": len(t.pack.seeds),
                "stop_reason": "diverged" if diverged else ("completed" if final else "")}

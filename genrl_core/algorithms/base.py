@@ -21,9 +21,34 @@ class Agent(nn.Module):
     never reads values back to the host.
     """
 
+    policy_start: int = 0  # first step of the policy phase; > 0 for agents that first train a critic or behaviour
+
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         """One training step on `batch` (global step `step`); returns its losses and statistics, detached."""
         raise NotImplementedError
+
+    def batch_size(self, step: int, default: int) -> int:
+        """The minibatch size the trainers draw for `step` (the run's batch size unless a phase has its own)."""
+        return default
+
+    def start_phases(self, policy_start: int) -> None:
+        """For agents that train a critic or a behaviour model mu first (Algorithms 1 and 3): declare the policy
+        phase's first step. The flag `policy_started` is a buffer (checkpointed, packed with the seeds)."""
+        self.policy_start = policy_start
+        self.register_buffer("policy_started", torch.tensor(policy_start <= 0))
+
+    def track_phase(self, step: int) -> None:
+        """Record, without a host sync, whether `step` is in the policy phase (call it in update)."""
+        if self.policy_start > 0:
+            self.policy_started.fill_(step >= self.policy_start)
+
+    def phase(self) -> str:
+        """The training phase reached: "policy" once the policy trains; before that "behaviour" where the agent
+        trains a behaviour model mu (which then acts), else "critic"."""
+        flag = getattr(self, "policy_started", None)  # agents without phases have no flag
+        if flag is None or bool(flag):
+            return "policy"
+        return "behaviour" if isinstance(getattr(self, "behaviour", None), GenerativeModel) else "critic"
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
@@ -78,19 +103,28 @@ def make_policy(cfg: PolicyConfig, obs_dim: int, act_dim: int) -> GenerativeMode
 
 
 class GenerativeAgent(Agent):
-    """An agent whose acting policy is `self.policy`, a GenerativeModel conditioned on the state."""
+    """An agent whose acting policy is `self.policy`, a GenerativeModel conditioned on the state.
+
+    Until the policy phase starts (Agent.start_phases), act() and log_likelihood() use what the agent has: mu where
+    it trains one (the policy is still untrained)."""
 
     cfg: PolicyConfig
     policy: GenerativeModel
 
+    def acting_model(self) -> GenerativeModel:
+        """pi once the policy phase has started; before that mu where the agent trains one, else the policy."""
+        if self.phase() == "behaviour":
+            return self.behaviour
+        return self.policy
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions sampled by the configured solver: the fast sampler where it applies (same samples), else plain."""
-        return fast_sample(self.policy, obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps)
+        return fast_sample(self.acting_model(), obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps)
 
     def log_likelihood(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """log pi(a | s) of given pairs (the paper's Figure 1 metric), exact trace."""
-        return self.policy.log_prob(action, obs, solver="euler", steps=self.cfg.loglik_steps, trace="exact")
+        """log pi(a | s) of given pairs (the paper's Figure 1 metric; mu's before the policy phase), exact trace."""
+        return self.acting_model().log_prob(action, obs, solver="euler", steps=self.cfg.loglik_steps, trace="exact")
 
 
 @dataclass
@@ -103,7 +137,7 @@ class IQLPolicyConfig(PolicyConfig):
     critic_tau: float = 0.005  # Polyak rate of the target Q
     critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the Q and V MLPs
     critic_steps: int = 0  # IQL steps before policy training starts (Algorithm 1's first loop)
-    critic_alongside: bool = True  # keep training the critic while the policy trains
+    critic_alongside: bool = True  # keep training the critic while the policy trains (False: fixed, Algorithms 1, 3)
     critic_value_init: bool = False  # start Q/V at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
     critic_init: str = ""  # file with a pretrained IQL critic's state_dict (torch.save); "" trains from scratch
 

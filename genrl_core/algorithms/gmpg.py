@@ -1,5 +1,14 @@
-"""GMPG (paper Sec. 4.3, Eqs. 8 and 42, Algorithm 3): policy gradient through the flow's own likelihood."""
+"""GMPG (paper Sec. 4.3, Eqs. 8 and 42, Algorithm 3): policy gradient through the flow's own likelihood.
+
+As Algorithm 3 and the authors' code run it (the default): mu and the IQL critic train first (behaviour_steps,
+critic_steps), then pi starts as a copy of mu and trains with mu and the critic fixed; until then act() uses mu.
+The authors' code divides log pi and log mu by action_dim * ln 2 (bits per dimension) in the loss, and Table 8's
+GMPG betas are on that scale: log_ratio_scale="bits" (default). "nats" is Eq. 8 as printed; the two are the same
+objective with beta_nats = beta_bits * action_dim * ln 2, the loss divided by that factor (Adam undoes it).
+"""
 from __future__ import annotations
+
+import math
 
 from dataclasses import dataclass
 
@@ -15,8 +24,12 @@ class GMPGConfig(IQLPolicyConfig):
 
     beta: float = 4.0  # weight of Q in -beta Q + log pi - log mu (paper Table 8 gives per-task values)
     behaviour_steps: int = 1000  # flow-matching steps of mu before pi = copy(mu) starts training
+    policy_batch_size: int = 0  # minibatch of the policy phase (authors: 40960); 0: the run's batch size
     behaviour_lr: float = 1e-4  # Adam learning rate of mu's pretraining (lr is the policy-gradient rate)
     critic_steps: int = 1000  # IQL steps before policy training (run alongside behaviour pretraining)
+    critic_alongside: bool = False  # False: the critic is fixed in the policy phase (Algorithm 3); True: trained on
+    log_ratio_scale: str = "bits"  # bits: log pi - log mu divided by action_dim ln 2 (the authors' code, Table 8's
+    #                                betas); nats: Eq. 8 as printed
     train_steps: int = 32  # solver steps T of the sampled action and its log-likelihoods in training
     train_solver: str = "euler"  # fixed-step solver used in training
     trace: str = "hutchinson"  # divergence estimator in training: exact or hutchinson (Eq. 45)
@@ -25,6 +38,9 @@ class GMPGConfig(IQLPolicyConfig):
     max_weight: float = 100.0  # clamp of exp(beta A) in the static variant
     max_action: float = 0.0  # > 0: Eq. 8 scores Q(s, clip(a)), as the environment clips, so Q's extrapolation past
     #                          the action bound is not followed (a choice, not the paper's; 0: Q(s, a) as in Eq. 8)
+
+
+LOG_RATIO_SCALES = ("bits", "nats")
 
 
 class GMPG(GenerativeAgent):
@@ -39,6 +55,10 @@ class GMPG(GenerativeAgent):
                              "eps/score outputs make the likelihood gradient unstable (paper Appendix C.7)")
         if cfg.beta < 0 or cfg.max_action < 0:
             raise ValueError(f"beta and max_action must be >= 0, got {cfg.beta} and {cfg.max_action}")
+        if cfg.policy_batch_size < 0:
+            raise ValueError(f"policy_batch_size must be >= 0 (0: the run's batch size), got {cfg.policy_batch_size}")
+        if cfg.log_ratio_scale not in LOG_RATIO_SCALES:
+            raise ValueError(f"unknown log_ratio_scale {cfg.log_ratio_scale!r}; valid: {list(LOG_RATIO_SCALES)}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.behaviour_lr)
@@ -46,9 +66,16 @@ class GMPG(GenerativeAgent):
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.policy.grad_checkpoint = self.behaviour.grad_checkpoint = cfg.grad_checkpoint
         self.critic = make_iql(cfg, obs_dim, act_dim)
-        self.policy_start = max(cfg.behaviour_steps, cfg.critic_steps)
+        self.start_phases(max(cfg.behaviour_steps, cfg.critic_steps))
+        # nats per unit of the loss's log-ratio: action_dim * ln 2 on the bits-per-dimension scale
+        self.log_scale = act_dim * math.log(2.0) if cfg.log_ratio_scale == "bits" else 1.0
+
+    def batch_size(self, step: int, default: int) -> int:
+        """policy_batch_size in the policy phase when set, else the run's."""
+        return self.cfg.policy_batch_size if step >= self.policy_start and self.cfg.policy_batch_size else default
 
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        self.track_phase(step)
         out = self.critic.update(batch) if critic_due(self.cfg, step) else {}
         if step < self.cfg.behaviour_steps:
             loss = self.behaviour.loss(batch["action"], batch["obs"]).mean()
@@ -76,10 +103,14 @@ class GMPG(GenerativeAgent):
                                          with_grad=True)
         q = self.critic.q_value(obs, act.clamp(-c.max_action, c.max_action) if c.max_action > 0 else act)
         kl = (log_pi - log_mu).mean()
-        return {"policy_loss": -c.beta * q.mean() + kl, "q_policy": q.mean(), "kl": kl}
+        return {"policy_loss": -c.beta * q.mean() + kl / self.log_scale, "q_policy": q.mean(), "kl": kl}
 
     def _static_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Eq. 42: dataset actions a ~ mu, weights exp(beta A), surrogate w * sg(-beta A + log pi - log mu) * log pi.
+
+        On the bits scale the log-ratio in the coefficient is divided by action_dim ln 2 and the weight is
+        exp(beta action_dim ln 2 A), the optimum pi* of that objective (a choice: the authors' code is not known to
+        run Eq. 42); with beta rescaled, the gradient is the nats one divided by action_dim ln 2.
 
         Q enters as the advantage A = Q - V: V(s) is a per-state baseline, which leaves the exact gradient unchanged
         at pi = pi* but, unlike -beta Q (of order 1 / (1 - gamma) times the reward), does not push every dataset
@@ -87,11 +118,11 @@ class GMPG(GenerativeAgent):
         """
         obs, act, c = batch["obs"], batch["action"], self.cfg
         adv = self.critic.advantage(obs, act)
-        w, clamp_ratio = advantage_weights(adv, c.beta, c.max_weight)
+        w, clamp_ratio = advantage_weights(adv, c.beta * self.log_scale, c.max_weight)
         log_pi = self.policy.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace,
                                       with_grad=True)
         with torch.no_grad():
             log_mu = self.behaviour.log_prob(act, obs, solver=c.train_solver, steps=c.train_steps, trace=c.trace)
-            coef = -c.beta * adv + log_pi - log_mu
+            coef = -c.beta * adv + (log_pi - log_mu) / self.log_scale
         loss = (w * coef * log_pi).mean()
         return {"policy_loss": loss, "kl": (log_pi - log_mu).mean().detach(), "clamp_ratio": clamp_ratio}

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from genrl_core.algorithms.base import Agent, IQLPolicyConfig, critic_due, make_iql, make_policy
+from genrl_core.fast_sampling import fast_sample
 from genrl_core.algorithms.behaviour import check_choice, check_min, matching_step
 from genrl_core.networks import mlp
 from genrl_core.paths import make_path
@@ -80,8 +81,10 @@ class SRPO(Agent):
         self.critic = make_iql(cfg, obs_dim, act_dim)
         self.actor = SquashedActor(obs_dim, act_dim, cfg)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.start_phases(cfg.behaviour_steps)
 
     def update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        self.track_phase(step)
         out = self.critic.update(batch) if critic_due(self.cfg, step) else {}
         if step < self.cfg.behaviour_steps:
             out["behaviour_loss"] = matching_step(self.behaviour, self.behaviour_opt, batch)
@@ -118,5 +121,7 @@ class SRPO(Agent):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """The deterministic action, or the Gaussian policy's squashed mean."""
+        """The deterministic action, or the Gaussian policy's squashed mean; mu's sample before the actor trains."""
+        if self.phase() == "behaviour":
+            return fast_sample(self.behaviour, obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps)
         return self.actor(obs, sample=False)
