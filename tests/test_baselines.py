@@ -8,6 +8,8 @@ Q-learning, the critic is the bandit's exact value (ExactTD); every algorithm al
 from __future__ import annotations
 
 import io
+import math
+import re
 import subprocess
 import sys
 
@@ -17,6 +19,8 @@ import torch
 from genrl_core import bandits
 from genrl_core.algorithms.behaviour import CACHE_SEED_OFFSET
 from genrl_core.data import load
+from genrl_core.ddpm import DDPM
+from genrl_core.generative import GenerativeModel
 from genrl_core.train import build_agent, train, train_steps
 
 POLICY = {"backbone": "resunet", "widths": (64, 64), "lr": 2e-3, "path": "vpsde", "prediction": "velocity",
@@ -26,7 +30,7 @@ PRETRAIN = 1000  # BC steps of the shared behaviour model
 IN_SUPPORT = {"behaviour_steps": PRETRAIN, "target_candidates": 2, "train_sampling_steps": 4}
 QGPO = {**IN_SUPPORT, "energy_candidates": 8, "energy_hidden": (128, 128), "energy_lr": 1e-3, "beta": 5.0}
 SRPO = {"behaviour_steps": PRETRAIN, "actor_hidden": (64, 64), "actor_lr": 1e-3, "beta": 0.3}
-DQL = {"sampling_steps": 5, "ema_tau": 0.05}
+DQL = {"sampling_steps": 5, "ema_tau": 0.05, "prediction": "eps"}  # POLICY is a velocity model; the DDPM predicts eps
 # algorithm -> bandit -> (first step, steps, exact critic, config): first step PRETRAIN skips behaviour training
 RUNS = {
     "sfbc": {"swissroll": (PRETRAIN, 300, False, {**IN_SUPPORT, "candidates": 16}),
@@ -186,6 +190,10 @@ def test_cli_help_lists_the_baseline_fields():
     ("idql", {"select": "softmax"}, "IDQL: unknown select 'softmax'; valid: ['implicit', 'argmax']"),
     ("idql", {"candidates": 0}, "IDQL: candidates must be >= 1, got 0"),
     ("dql", {"eta": -1.0}, "Diffusion-QL: eta must be >= 0.0, got -1.0"),
+    ("dql", {"diffusion": "sde"}, "Diffusion-QL: unknown diffusion 'sde'; valid: ['ddpm', 'ode']"),
+    ("dql", {"prediction": "velocity"},
+     "Diffusion-QL (diffusion=ddpm): unknown prediction 'velocity'; valid: ['eps', 'x0']"),
+    ("dql", {"beta_schedule": "cosine"}, "Diffusion-QL: unknown beta_schedule 'cosine'; valid: ['vp', 'linear']"),
 ])
 def test_bad_configs_are_one_clear_line(algo, overrides, message):
     with pytest.raises(ValueError) as err:
@@ -231,3 +239,163 @@ def test_qgpo_guidance_samples_the_closed_form_tilt(solver: str, steps: int):
     obs = torch.zeros(40_000, 1)
     guided, plain = agent.act(obs), agent.behaviour.sample(obs, solver=solver, steps=steps)
     assert float(guided.var()) == pytest.approx(0.2, abs=0.015) and float(plain.var()) == pytest.approx(1.0, abs=0.04)
+
+
+# --- Diffusion-QL as its code runs it: a discrete DDPM of 5 "vp" levels, 50 candidates chosen by softmax(Q) -----
+
+B_MIN, B_MAX = 0.1, 10.0  # Diffusion-QL's vp_beta_schedule
+
+
+def _vp_abar(tau):
+    """exp(-integral_0^tau beta(u) du) for beta(u) = B_MIN + (B_MAX - B_MIN) u: the VP-SDE's abar at time tau."""
+    return (torch.as_tensor(tau) * -(B_MIN + 0.5 * (B_MAX - B_MIN) * torch.as_tensor(tau))).exp()
+
+
+def test_ddpm_vp_schedule_is_diffusion_qls():
+    """Diffusion-QL's vp schedule at T = 5: beta_k = 1 - exp(-b_min / T - (b_max - b_min) (2k - 1) / (2 T^2)), whose
+    cumulative products are the VP-SDE's abar at tau = k / T; the DQL default samples with it."""
+    agent = build_agent("dql", 1, 1, {"backbone": "mlp", "widths": (8,), "critic_hidden": (8,)})
+    model = agent.policy
+    assert isinstance(model, DDPM) and isinstance(agent.ema, DDPM) and model.steps == 5
+    betas = [1 - math.exp(-B_MIN / 5 - 0.5 * (B_MAX - B_MIN) * (2 * k - 1) / 25) for k in range(1, 6)]
+    torch.testing.assert_close(model.betas, torch.tensor(betas), rtol=1e-6, atol=0)
+    abar = _vp_abar(torch.arange(1, 6, dtype=torch.float64) / 5)
+    torch.testing.assert_close(model.alphas_cumprod.double(), abar, rtol=1e-6, atol=0)
+    assert [round(float(a), 4) for a in abar] == [0.8041, 0.4352, 0.1585, 0.0389, 0.0064]
+    # the DDPM posterior q(x_{i-1} | x_i, x_0): variance beta_i (1 - abar_{i-1}) / (1 - abar_i), 0 at the last step
+    prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    post_var = torch.tensor(betas, dtype=torch.float64) * (1 - prev) / (1 - abar)
+    torch.testing.assert_close(model.post_std[1:].double(), post_var[1:].sqrt(), rtol=1e-5, atol=0)
+    assert float(model.post_std[0]) < 1e-9
+
+
+class _GaussianDenoiser(torch.nn.Module):
+    """The exact prediction for data N(m, s^2) under the vp chain, level read off the time input t = (i + 1) / N:
+    x_t = sqrt(a) x_0 + sqrt(1 - a) eps, a = abar(t), v = a s^2 + 1 - a; E[eps | x_t] = sqrt(1 - a) (x_t - sqrt(a) m)
+    / v and E[x_0 | x_t] = m + sqrt(a) s^2 (x_t - sqrt(a) m) / v."""
+
+    x_dim, cond_dim = 1, 1
+
+    def __init__(self, m: float, s: float, prediction: str):
+        super().__init__()
+        self.m, self.s, self.prediction = m, s, prediction
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # the sampler reads its device and dtype off a parameter
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        a = _vp_abar(t.expand(x.shape[0]) if t.dim() == 0 else t).unsqueeze(-1)
+        resid = (x - a.sqrt() * self.m) / (a * self.s ** 2 + 1 - a)
+        return (1 - a).sqrt() * resid if self.prediction == "eps" else self.m + a.sqrt() * self.s ** 2 * resid
+
+
+def _chain_law(m: float, s: float, n: int) -> tuple[float, float]:
+    """(mean, std) of N ancestral DDPM steps from N(0, 1) with the exact x_0 prediction (unclipped): each step is
+    affine, x_{i-1} = k0 E[x_0 | x_i] + k1 x_i + sigma_i z, so the law stays Gaussian."""
+    abar = [float(_vp_abar((k + 1) / n)) for k in range(n)]
+    mean, var = 0.0, 1.0
+    for i in reversed(range(n)):
+        a, a_prev = abar[i], abar[i - 1] if i else 1.0
+        beta = 1 - a / a_prev
+        gain = math.sqrt(a) * s * s / (a * s * s + 1 - a)  # E[x_0 | x_i] = m + gain (x_i - sqrt(a) m)
+        k0, k1 = math.sqrt(a_prev) * beta / (1 - a), math.sqrt(1 - beta) * (1 - a_prev) / (1 - a)
+        mean = (k0 * gain + k1) * mean + k0 * m * (1 - gain * math.sqrt(a))
+        var = (k0 * gain + k1) ** 2 * var + beta * (1 - a_prev) / (1 - a)
+    return mean, math.sqrt(var)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_ddpm_with_the_exact_prediction_samples_its_closed_form_law(prediction: str):
+    """Data N(0.4, 0.3^2), the exact eps (or x_0) prediction: the sampler's output is the Gaussian of _chain_law. At
+    N = 5 that is much narrower than the data (std 0.14: the last, deterministic step denoises from abar = 0.80, and
+    each step's posterior variance leaves out Var(x_0 | x_i)); at N = 1000 it is the data's law (std 0.297). The
+    training loss at a uniform level is E_i Var(target | x_i), in closed form too."""
+    m, s = 0.4, 0.3
+    torch.manual_seed(0)
+    obs = torch.zeros(40_000, 1)
+    for n in (5, 1000):
+        want = _chain_law(m, s, n)
+        model = DDPM(_GaussianDenoiser(m, s, prediction), steps=n, schedule="vp", prediction=prediction, clip=10.0)
+        x = model.sample(obs)
+        assert float(x.mean()) == pytest.approx(want[0], abs=0.006), (n, want)
+        assert float(x.std()) == pytest.approx(want[1], rel=0.02), (n, want)
+    assert float(x.mean()) == pytest.approx(m, abs=0.006) and float(x.std()) == pytest.approx(s, rel=0.03)
+    assert _chain_law(m, s, 5)[1] < 0.5 * s  # the 5-level chain really is narrower: the check above sees the chain
+    a = _vp_abar((torch.arange(5, dtype=torch.float64) + 1) / 5)
+    v = a * s * s + 1 - a
+    want_loss = float((a * s * s / v if prediction == "eps" else s * s * (1 - a) / v).mean())
+    model = DDPM(_GaussianDenoiser(m, s, prediction), steps=5, prediction=prediction, clip=10.0)
+    x0 = m + s * torch.randn(200_000, 1)
+    assert float(model.loss(x0, torch.zeros(200_000, 1)).mean()) == pytest.approx(want_loss, rel=0.02)
+    clipped = DDPM(_GaussianDenoiser(m, s, prediction), steps=5, prediction=prediction, clip=0.5).sample(obs)
+    assert float(clipped.max()) <= 0.5 and float(clipped.min()) >= -0.5
+
+
+class _SlopeQ(torch.nn.Module):
+    """Both Q heads as slope * a[:, 0] (the second shifted up, so min-Q is the first head's)."""
+
+    def __init__(self, slope: float):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        q = self.slope * act[:, 0]
+        return torch.stack([q, q + 0.5])
+
+
+def test_dql_acts_by_a_softmax_draw_over_50_candidates_scored_by_the_target_critic():
+    """Diffusion-QL's sample_action: 50 samples of the online actor per state, one drawn from softmax(Q) of the
+    target critic's min-Q. With fixed candidates the drawn indices follow softmax(Q) (not the online critic's)."""
+    agent = build_agent("dql", 1, 1, {"backbone": "mlp", "widths": (8,), "critic_hidden": (8,)})
+    c = agent.cfg
+    assert (c.diffusion, c.sampling_steps, c.beta_schedule, c.candidates, c.select, c.select_beta, c.act_with_ema) == \
+        ("ddpm", 5, "vp", 50, "softmax", 1.0, False)
+    grid = torch.linspace(-1, 1, 50)
+    used_ema = []
+
+    def fixed_candidates(obs, ema=True, with_grad=False):
+        used_ema.append(ema)
+        return grid.repeat(obs.shape[0] // 50 + 1)[:obs.shape[0]].unsqueeze(-1)
+
+    agent.sample = fixed_candidates
+    agent.critic.q_target, agent.critic.q = _SlopeQ(8.0), _SlopeQ(-8.0)
+    torch.manual_seed(0)
+    acts = agent.act(torch.zeros(20_000, 1))
+    assert used_ema == [False]
+    index = ((acts[:, 0] + 1) * 49 / 2).round().long()
+    freq = torch.bincount(index, minlength=50).float() / len(index)
+    p = torch.softmax(8.0 * grid, 0)
+    assert float((freq - p).abs().max()) < 0.015, (freq[-5:], p[-5:])  # p[-1] = 0.28, p[-2] = 0.20, ...
+    assert int(freq.argmax()) == 49
+
+
+@pytest.mark.parametrize("diffusion", ["ddpm", "ode"])
+def test_dql_trains_with_gradient_through_the_sampler_and_ema_next_actions(diffusion: str):
+    """A few updates with either policy: finite losses; the critic's next actions come from the EMA policy, the Q
+    term's from the online policy with gradient through all 5 sampling steps to every network weight."""
+    data = load("toy/multimodal-v0")
+    torch.manual_seed(0)
+    agent = build_agent("dql", 1, 2, {"backbone": "mlp", "widths": (32, 32), "critic_hidden": (32, 32),
+                                      "diffusion": diffusion})
+    assert isinstance(agent.policy, DDPM if diffusion == "ddpm" else GenerativeModel)
+    agent.sample(torch.zeros(16, 1), ema=False, with_grad=True).sum().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in agent.policy.parameters())
+    agent.policy.zero_grad(set_to_none=True)
+    calls = []
+    for name, model in (("ema", agent.ema), ("online", agent.policy)):
+        def spy(*args, _sample=model.sample, _name=name, **kwargs):
+            calls.append((_name, kwargs.get("with_grad", False)))
+            return _sample(*args, **kwargs)
+        model.sample = spy
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    losses = train_steps(agent, data, 0, 4, 64, torch.Generator().manual_seed(0)).read()
+    assert set(losses) == {"q_loss", "policy_loss", "bc_loss", "q_policy"}
+    assert all(math.isfinite(v) for v in losses.values()), losses
+    assert calls == [("ema", False), ("online", True)] * 4
+    assert all(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
+
+
+def test_qgpo_guidance_scale_per_task_table():
+    """GUIDANCE_SCALE holds D4RL task names -> s; guidance_scale_for falls back to the given default."""
+    from genrl_core.algorithms.qgpo import GUIDANCE_SCALE, guidance_scale_for
+    assert guidance_scale_for("no-such-task-v2") == 1.0 and guidance_scale_for("no-such-task-v2", 0.3) == 0.3
+    for task, scale in GUIDANCE_SCALE.items():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*-v\d", task) and scale >= 0 and guidance_scale_for(task) == scale

@@ -58,8 +58,10 @@ RUNS = {
     "sfbc": (3200, dict(behaviour_steps=3000, target_candidates=4, train_sampling_steps=4, candidates=4,
                         select="argmax")),
     "srpo": (3500, dict(**FROZEN_IQL, behaviour_steps=3000, beta=10.0, max_action=2.0)),
-    "dql": (1500, dict(path="icfm", prediction="velocity", eta=20.0, max_action=2.0, critic_lr=1e-4,
-                       ema_tau=0.05, sampling_steps=5)),
+    # as measured: the ODE policy, one sample, the EMA policy acting (the DQL defaults follow Diffusion-QL's code
+    # instead: a 5-level DDPM, one of 50 samples drawn by softmax(Q), the online policy acting)
+    "dql": (1500, dict(diffusion="ode", path="icfm", prediction="velocity", eta=20.0, max_action=2.0, critic_lr=1e-4,
+                       ema_tau=0.05, sampling_steps=5, candidates=1, act_with_ema=True)),
     "qgpo": (3500, dict(behaviour_steps=3000, target_candidates=2, train_sampling_steps=4, energy_candidates=8,
                         energy_lr=3e-3, critic_lr=1e-4, guidance_scale=0.3, sampling_steps=32)),
 }

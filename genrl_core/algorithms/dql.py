@@ -2,8 +2,30 @@
 matching loss plus a Q term, with a double-Q TD critic whose next actions come from the EMA policy.
 
 Policy loss = L_matching(theta) - eta * Q(s, a_pi) / mean|Q| (the Q term normalised by the batch's mean |Q|, as
-Diffusion-QL does), a_pi drawn with gradient through a few solver steps (5 by default). At inference the action can
-be chosen among N policy samples by Q (the paper's resampling; off by default).
+Diffusion-QL does), a_pi drawn with gradient through every sampling step.
+
+As the original code (github.com/Zhendong-Wang/Diffusion-Policies-for-Offline-RL, main.py and agents/) runs it, by
+default (diffusion="ddpm"): the policy is a discrete DDPM of N = 5 levels with the "vp" beta schedule
+(genrl_core.ddpm), trained by eps regression at a uniformly drawn level and sampled by N ancestral steps with x_0
+clipped to [-max_action, max_action] and no noise at the last step, in training (the Q term, with gradient) as in
+acting; act() draws 50 actions per state and takes one by a draw from softmax(Q) of the target critic's min-Q; its
+network is an MLP of 3 hidden layers of 256. diffusion="ode" keeps this platform's continuous alternative: the
+configured path (VP-SDE by default, beta 0.1 -> 20) sampled by `sampling_steps` uniform steps of the ODE solver.
+
+Still simpler than the original (choices of this platform, named so that results are read with them in mind):
+- the network: Diffusion-QL's MLP concatenates (a, MLP(sinusoidal(i)), s) into 3 Mish layers of 256; the "mlp"
+  backbone here concatenates (a, Fourier features of t = (i + 1) / N, s) into SiLU layers;
+- the critic: two Q MLPs of (256, 256) SiLU, where Diffusion-QL has 3 Mish layers of 256 (kept so that one
+  pretrained IQL critic, critic_init, warm-starts every algorithm of a sweep);
+- the Q term: -mean(min(Q1, Q2)) / mean|min(Q1, Q2)|; Diffusion-QL draws one of the two heads per step and divides
+  by the other head's mean |Q|;
+- the EMA: Polyak rate ema_tau at every step from the first; Diffusion-QL's EMA (decay 0.995) updates every 5th step
+  and only from step 1000 (before it, the critic's next actions come from the initial policy);
+- no gradient-norm clipping (Diffusion-QL: per-task `gn`, 1 to 10; a global-norm clip cannot be packed across
+  seeds) and no learning-rate decay (its --lr_decay steps a cosine of T_max = num_epochs once per 50 epochs, so the
+  rate barely moves);
+- no max-Q backup (Diffusion-QL's AntMaze setting: max over 10 EMA samples in the TD target), no AntMaze reward
+  tuning, no offline model selection by BC loss (top_k); per-task eta / lr are the sweep presets' business.
 """
 from __future__ import annotations
 
@@ -15,27 +37,35 @@ from genrl_core.algorithms.base import GenerativeAgent, PolicyConfig, make_polic
 from genrl_core.algorithms.behaviour import SELECTS, check_choice, check_min, select
 from genrl_core.common import ema_update, frozen_copy
 from genrl_core.critics import CriticConfig, TDCritic, warm_start
+from genrl_core.ddpm import BETA_SCHEDULES, DDPM, DDPM_PREDICTIONS
+
+DIFFUSIONS = ("ddpm", "ode")
 
 
 @dataclass
 class DQLConfig(PolicyConfig):
     """Diffusion-QL: the diffusion policy, its EMA copy, the double-Q TD critic and the Q-term weight."""
 
-    path: str = "vpsde"  # policy's path (Diffusion-QL: a discrete VP diffusion, DDPM; paper Table 3)
-    prediction: str = "eps"  # policy network's output (Diffusion-QL: noise prediction)
-    sampling_steps: int = 5  # solver steps of every policy sample, in training and acting (Diffusion-QL: 5)
+    diffusion: str = "ddpm"  # ddpm: Diffusion-QL's discrete DDPM (sampling_steps levels, ancestral sampling); ode:
+    # the continuous path (path, prediction, t_min, weighting) sampled by sampling_steps steps of the ODE solver
+    beta_schedule: str = "vp"  # diffusion=ddpm: vp (Diffusion-QL's: the VP-SDE, beta 0.1 -> 10, in N pieces) or linear
+    path: str = "vpsde"  # diffusion=ode: the policy's path
+    prediction: str = "eps"  # policy network's output (Diffusion-QL: eps); ddpm takes eps or x0, ode any
+    backbone: str = "mlp"  # policy network (Diffusion-QL: an MLP with a time embedding, 3 hidden layers of 256)
+    widths: tuple[int, ...] = (256, 256, 256)  # hidden widths of the mlp backbone (or the resunet's down path)
+    sampling_steps: int = 5  # DDPM levels N (ddpm), or solver steps (ode), in training and acting (Diffusion-QL: 5)
     lr: float = 3e-4  # Adam learning rate of the policy (Diffusion-QL: 3e-4)
     eta: float = 1.0  # weight of the normalised Q term (Diffusion-QL: 1.0 on locomotion)
-    ema_tau: float = 0.005  # Polyak rate of the EMA policy (critic's next actions, acting)
-    act_with_ema: bool = True  # act() samples the EMA policy (else the online one)
-    max_action: float = 1.0  # sampled actions are clipped to [-max_action, max_action]
-    candidates: int = 1  # > 1: choose among N policy samples per state at inference (paper C.5: 50)
-    select: str = "softmax"  # how among the N: softmax (a draw from softmax(select_beta Q), paper C.5) or argmax
-    select_beta: float = 1.0  # temperature of select=softmax
+    ema_tau: float = 0.005  # Polyak rate of the EMA policy (the critic's next actions)
+    act_with_ema: bool = False  # act() samples the EMA policy; False: the online one (Diffusion-QL's sample_action)
+    max_action: float = 1.0  # actions (and the DDPM's x_0 predictions) are clipped to [-max_action, max_action]
+    candidates: int = 50  # policy samples per state at inference, one chosen by Q (Diffusion-QL: 50); 1: no choice
+    select: str = "softmax"  # how among them: softmax (a draw from softmax(select_beta Q), Diffusion-QL) or argmax
+    select_beta: float = 1.0  # temperature of select=softmax (Diffusion-QL: 1)
     gamma: float = 0.99  # discount factor
     critic_lr: float = 3e-4  # Adam learning rate of the double Q (Diffusion-QL: 3e-4)
     critic_tau: float = 0.005  # Polyak rate of the target Q
-    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q MLP
+    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q MLP (Diffusion-QL: 256, 256, 256)
     critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
     critic_init: str = ""  # pretrained IQL critic file warm-starting Q and target Q (a choice); "" = from scratch
 
@@ -47,11 +77,18 @@ class DQL(GenerativeAgent):
 
     def __init__(self, cfg: DQLConfig, obs_dim: int, act_dim: int):
         super().__init__()
+        check_choice("Diffusion-QL", "diffusion", cfg.diffusion, DIFFUSIONS)
         check_choice("Diffusion-QL", "select", cfg.select, SELECTS)
         check_min("Diffusion-QL", "eta", cfg.eta, 0.0)
         check_min("Diffusion-QL", "candidates", cfg.candidates, 1)
+        check_min("Diffusion-QL", "sampling_steps", cfg.sampling_steps, 1)
         self.cfg = cfg
-        self.policy = make_policy(cfg, obs_dim, act_dim)
+        policy = make_policy(cfg, obs_dim, act_dim)
+        if cfg.diffusion == "ddpm":
+            check_choice("Diffusion-QL", "beta_schedule", cfg.beta_schedule, BETA_SCHEDULES)
+            check_choice("Diffusion-QL (diffusion=ddpm)", "prediction", cfg.prediction, DDPM_PREDICTIONS)
+            policy = DDPM(policy.net, cfg.sampling_steps, cfg.beta_schedule, cfg.prediction, cfg.max_action)
+        self.policy = policy
         self.ema = frozen_copy(self.policy)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
@@ -63,6 +100,8 @@ class DQL(GenerativeAgent):
     def sample(self, obs: torch.Tensor, ema: bool = True, with_grad: bool = False) -> torch.Tensor:
         """Clipped samples of the EMA (or online) policy."""
         model = self.ema if ema else self.policy
+        if self.cfg.diffusion == "ddpm":
+            return model.sample(obs, with_grad=with_grad)  # clipped inside, x_0 predictions too
         act = model.sample(obs, solver=self.cfg.solver, steps=self.cfg.sampling_steps, with_grad=with_grad)
         return act.clamp(-self.cfg.max_action, self.cfg.max_action)
 
@@ -82,9 +121,18 @@ class DQL(GenerativeAgent):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """One policy sample per state, or (candidates > 1) one of `candidates` chosen by the target critic's
+        min-Q, as Diffusion-QL's sample_action does."""
         c = self.cfg
         if c.candidates == 1:
             return self.sample(obs, ema=c.act_with_ema)
         obs_n = obs.repeat_interleave(c.candidates, dim=0)
         cand = self.sample(obs_n, ema=c.act_with_ema)
-        return select(cand, self.critic.q_value(obs_n, cand), c.candidates, c.select, c.select_beta)
+        return select(cand, self.critic.q_value(obs_n, cand, target=True), c.candidates, c.select, c.select_beta)
+
+    def log_likelihood(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log pi(a | s) by the ODE's exact trace (diffusion=ode); NaN for the DDPM, whose 5 ancestral steps end in
+        a deterministic denoising step and have no tractable density."""
+        if self.cfg.diffusion == "ddpm":
+            return torch.full((obs.shape[0],), float("nan"), device=obs.device)
+        return super().log_likelihood(obs, action)

@@ -9,6 +9,22 @@ the variance of mu exp(E), 1 / (1 + 2c), to 3% at 50 Euler steps (8% at 8). The 
 still shows through the noise (small t); a uniform time grid of n steps queries it no lower than t = 1/n, so guided
 sampling wants more steps than the behaviour alone. With a critic that is wrong in the tails of mu, s < 1 tempers
 the tilt mu exp(s beta Q), which otherwise selects those tails (tests/test_pendulum_baselines.py).
+
+Simpler than the original code (github.com/ChenDRAG/CEP-energy-guided-diffusion, Offline_RL_2D/), named so that
+results are read with them in mind:
+- sampling: QGPO samples (acting and the behaviour candidates alike) with DPM-Solver-2 in its data-prediction form,
+  15 steps; here the configured solver (euler by default, dpm2 available) and sampling_steps / train_sampling_steps;
+- Eq. 29's target: QGPO takes the softmax(q_alpha Q)-weighted mean over the candidates (q_alpha 1); here one draw from
+  that softmax (the same expectation, more noise), or the max;
+- candidates: QGPO draws M = 16 per state on locomotion, 32 on AntMaze, for both the TD target and CEP;
+- schedules: QGPO trains the Q nets only in the first half of its critic phase (50 of 100 epochs of 10k steps) and
+  the energy model throughout; here both train at every step after behaviour_steps (behaviour: 600 epochs there);
+- networks and rates: QGPO's Q nets are 3 ReLU layers of 256, its energy net 4 SiLU layers of 256 on (a, a learnt
+  projection of 32 Fourier features of t, s), both trained at 3e-4; here critic_hidden / energy_hidden (SiLU) at
+  critic_lr / energy_lr (paper Table 7: 1e-4);
+- guidance scale: QGPO's train_critic.py evaluates every s of a list at each evaluation ([0, 1, 2, 3, 5, 8, 10] on
+  locomotion, [1, 1.5, 2, 2.5, 3, 4] on AntMaze) and reports per task; GUIDANCE_SCALE below holds the per-task
+  values where a source gives them.
 """
 from __future__ import annotations
 
@@ -24,6 +40,19 @@ from genrl_core.networks import GaussianFourierEmbedding, mlp
 from genrl_core.paths import make_path
 
 GUIDED_SOLVERS = (*solvers.FIXED_STEP, "dpm2")
+
+# The guidance scale s of QGPO (Lu et al. 2023) per D4RL task, for the sweep presets. Empty on purpose: the authors'
+# public code (ChenDRAG/CEP-energy-guided-diffusion: Readme.md, Offline_RL_2D/Readme.md, train_critic.py, utils.py)
+# gives no per-task value (train_critic.py logs returns for every s of [0, 1, 2, 3, 5, 8, 10] on locomotion and
+# [1, 1.5, 2, 2.5, 3, 4] on AntMaze, the lists it falls back to when --s is not given; its launch line in the
+# Readme gives no --s), and the paper's appendix could not be read here. Fill it from the paper (arXiv 2304.12824,
+# appendix hyperparameters) with the table's name as source; no value is guessed.
+GUIDANCE_SCALE: dict[str, float] = {}
+
+
+def guidance_scale_for(task: str, default: float = 1.0) -> float:
+    """QGPO's guidance scale for a D4RL task name ('hopper-medium-v2', ...), or `default` where none is recorded."""
+    return GUIDANCE_SCALE.get(task, default)
 
 
 @dataclass
