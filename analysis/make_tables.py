@@ -94,6 +94,9 @@ SPECS = [
          ["solver", "sampling_steps"], "table13_solvers.csv",
          lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v),
                     "solver": SOLVERS.get(v["solver"], v["solver"]), "steps": v["sampling_steps"]}),
+    Spec("gtp_table1", "GTP Table 1: behaviour cloning with Generative Trajectory Policies (GTP-BC)", "benchmark",
+         ["task"], ["algorithm"], "gtp_table1_bc.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
+         lambda t: t["algorithm"] == "gtp_bc"),
     Spec("gtp_table2", "GTP Table 2: offline RL with Generative Trajectory Policies", "benchmark", ["task"],
          ["algorithm"], "gtp_table2_offline_rl.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
          lambda t: t["algorithm"] == "gtp"),
@@ -404,7 +407,9 @@ def plot_curves(rows: pd.DataFrame, sweep: str, path: Path) -> None:
 
 
 def plot_figure1(rows: pd.DataFrame, path: Path) -> bool:
-    """Figure 1: log-likelihood of dataset actions against return, per task; star at each configuration's best."""
+    """Figure 1: log-likelihood of dataset actions against return, per task; star at each configuration's best.
+    Evaluations before a policy phase (rows whose `phase` is behaviour or critic: mu, or the untrained policy, acted)
+    are drawn as crosses and get no star."""
     import matplotlib.pyplot as plt
 
     rows = rows.dropna(subset=["loglik", "return_mean"])
@@ -416,7 +421,15 @@ def plot_figure1(rows: pd.DataFrame, path: Path) -> bool:
     for ax, task in zip(axes[0], tasks):
         sub = rows[rows["task"] == task]
         for label, g in sub.groupby(sub.apply(lambda r: _config_label(r, keys), axis=1)):
-            points = ax.scatter(g["loglik"], g["return_mean"], s=10, alpha=0.5, label=label)
+            before = g["phase"].isin(["behaviour", "critic"]) if "phase" in g else pd.Series(False, index=g.index)
+            points = ax.scatter(g.loc[~before, "loglik"], g.loc[~before, "return_mean"], s=10, alpha=0.5, label=label)
+            if before.any():
+                ax.scatter(g.loc[before, "loglik"], g.loc[before, "return_mean"], s=14, marker="x", alpha=0.5,
+                           color=points.get_facecolor()[0] if len(points.get_offsets()) else None,
+                           label=f"{label} (before its policy phase)")
+            if before.all():
+                continue
+            g = g[~before]
             best = g.loc[g["return_mean"].idxmax()]
             ax.scatter([best["loglik"]], [best["return_mean"]], marker="*", s=160, color=points.get_facecolor()[0],
                        edgecolors="black")

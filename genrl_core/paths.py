@@ -190,8 +190,8 @@ class ICFM(Path):
 
     name = "icfm"
 
-    def __init__(self, sigma_min: float = 0.1):
-        self.s = sigma_min  # the GMPO/GMPG authors' I-CFM sigma (their configs: 0.1)
+    def __init__(self, sigma_min: float = 0.01):
+        self.s = sigma_min  # the policies' default is PolicyConfig.icfm_sigma (0.1, the GMPO/GMPG authors')
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return 1 - t

@@ -1,5 +1,7 @@
-"""Tables 3 and 11 (GMPO-GVP and GMPG-VPSDE on D4RL locomotion and AntMaze, Table 8's beta per task), the
-baselines of Table 3 (SfBC, QGPO, IDQL, SRPO, Diffusion-QL) and GTP's Table 2 (GTP on the same tasks), in one sweep.
+"""Tables 3 and 11 (GMPO-GVP and GMPG-VPSDE on D4RL locomotion and AntMaze), the baselines of Table 3 (SfBC, QGPO,
+IDQL, SRPO, Diffusion-QL) and GTP's Tables 1 and 2 (GTP-BC and GTP on the same tasks), in one sweep. The paper preset
+takes GMPO's and GMPG's per-task settings from the authors' configs (tune_jobs.config.authors_settings); the smoke
+preset uses Table 8's beta.
 
     python sweeps/benchmark.py                          # smoke: three Pendulum stand-in tasks
     python sweeps/benchmark.py --preset paper           # 9 locomotion + 6 AntMaze tasks, 5 seeds
@@ -19,7 +21,7 @@ BASELINES = [("sfbc", "vpsde"), ("qgpo", "vpsde"), ("idql", "vpsde"), ("srpo", "
 IQL_BASED = {"gmpo", "gmpg", "idql", "srpo"}  # the algorithms with an IQL expectile
 SMOKE_TASKS = ["halfcheetah-medium-v2", "hopper-medium-replay-v2", "walker2d-medium-expert-v2"]
 ANTMAZE = {"expectile": 0.9}  # Table 7: IQL expectile 0.9 on AntMaze
-ANTMAZE_RUN = {"eval_episodes": 50}
+ANTMAZE_RUN = {"eval_episodes": 100}  # AntMaze: 100 evaluation episodes (GTP; the GMPO/GMPG configs use 10)
 
 
 def _gtp_available() -> bool:
@@ -35,12 +37,13 @@ def _gtp_available() -> bool:
 def _variants(preset: str, task: str) -> list[dict]:
     antmaze = task.startswith("antmaze")
     run = ANTMAZE_RUN if antmaze and preset == "paper" else {}
-    out = [C.variant(preset, a, m, task=task, beta=C.table8_beta(task, a), **(ANTMAZE if antmaze else {}), **run)
-           for a, m in GMP]
+    beta = (lambda a: {"beta": C.table8_beta(task, a)}) if preset == "smoke" else (lambda a: {})
+    out = [C.variant(preset, a, m, task=task, **beta(a), **(ANTMAZE if antmaze else {}), **run) for a, m in GMP]
     out += [C.variant(preset, a, m, task=task, **(ANTMAZE if antmaze and a in IQL_BASED else {}), **run)
             for a, m in BASELINES]
     if _gtp_available():
-        out.append(C.variant(preset, "gtp", task=task, **(ANTMAZE_RUN if antmaze and preset == "paper" else {})))
+        out += [C.variant(preset, a, task=task, **(ANTMAZE_RUN if antmaze and preset == "paper" else {}))
+                for a in ("gtp", "gtp_bc")]
     return out
 
 

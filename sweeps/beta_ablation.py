@@ -19,8 +19,8 @@ MODELS = [("gmpo", "gvp"), ("gmpg", "vpsde")]  # the paper's pairs in Table 12
 
 def plans(preset: str) -> list[Plan]:
     """One grid: task x (algorithm, model) x beta (seeds added by the runner)."""
-    space = {**C.run_budget(preset), "task": tune.grid_search(TASKS),
-             "variant": tune.grid_search([C.variant(preset, a, m) for a, m in MODELS]),
+    space = {**C.run_budget(preset),
+             "variant": tune.grid_search([C.variant(preset, a, m, task=t) for t in TASKS for a, m in MODELS]),
              "beta": tune.grid_search(BETAS)}
     return [Plan("beta_ablation", space)]
 

@@ -21,8 +21,8 @@ SMOKE_TASKS = ["halfcheetah-medium-v2", "hopper-medium-replay-v2"]
 def plans(preset: str) -> list[Plan]:
     """One grid over (task, algorithm, model, prediction, beta) variants (seeds added by the runner)."""
     tasks = SMOKE_TASKS if preset == "smoke" else C.LOCOMOTION
-    variants = [C.variant(preset, a, m, prediction=p, task=t, beta=C.table8_beta(t, a))
-                for t in tasks for a, m, p in MODELS]
+    beta = (lambda t, a: {"beta": C.table8_beta(t, a)}) if preset == "smoke" else (lambda t, a: {})  # paper: authors'
+    variants = [C.variant(preset, a, m, prediction=p, task=t, **beta(t, a)) for t in tasks for a, m, p in MODELS]
     return [Plan("model_ablation", {**C.run_budget(preset), "variant": tune.grid_search(variants)})]
 
 

@@ -21,9 +21,8 @@ SMOKE = {"steps": 130, "eval_every": 65, "batch_size": 32}
 def plans(preset: str) -> list[Plan]:
     """One grid: task x T (seeds added by the runner)."""
     budget = {**C.run_budget(preset), **(SMOKE if preset == "smoke" else {})}
-    variant = C.variant(preset, "gmpg", "vpsde", prediction="velocity", sampling_steps=32)
-    space = {**budget, "task": tune.grid_search(TASKS), "variant": variant,
-             "train_steps": tune.grid_search(TRAIN_STEPS)}
+    variants = [C.variant(preset, "gmpg", "vpsde", prediction="velocity", sampling_steps=32, task=t) for t in TASKS]
+    space = {**budget, "variant": tune.grid_search(variants), "train_steps": tune.grid_search(TRAIN_STEPS)}
     return [Plan("steps_ablation", space)]
 
 

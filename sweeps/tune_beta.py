@@ -48,8 +48,8 @@ def plans(preset: str) -> list[Plan]:
     for task in tasks:
         for algo, model in algos:
             extra = {"expectile": 0.9} if task.startswith("antmaze") else {}
-            variant = C.variant(preset, algo, model, **extra)
-            space = {**C.run_budget(preset), "task": task, "variant": variant, "beta": tune.loguniform(*BETA_RANGE)}
+            variant = C.variant(preset, algo, model, task=task, **extra)
+            space = {**C.run_budget(preset), "variant": variant, "beta": tune.loguniform(*BETA_RANGE)}
             out.append(Plan(f"tune_beta-{algo}-{task}", space, samples=SAMPLES[preset], searcher=_searcher,
                             scheduler=_asha, metric="score_mean", mode="max"))
     return out

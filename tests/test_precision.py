@@ -13,7 +13,7 @@ from genrl_core.train import build_agent, train, train_steps
 from tune_jobs import config as C
 
 GMPO = {"backbone": "mlp", "widths": (64, 64), "critic_hidden": (32, 32), "beta": 2.0, "sampling_steps": 4,
-        "loglik_steps": 4}
+        "loglik_steps": 4, "critic_steps": 0, "critic_alongside": True}  # critic and policy from step 0
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from genrl_core.d4rl import PATH_ENV as D4RL_ENV
 from tune_jobs import config as C
 from tune_jobs import results
 
@@ -435,7 +436,8 @@ def _print_plan(name: str, preset: str, plans: list[Plan], trials: list[dict[str
     pairs = sorted({(t["task"], t["dataset"]) for t in trials})
     print(f"sweep {name} ({preset} preset): {sum(trial_count(p) for p in plans)} trials in {len(plans)} experiment(s)")
     for task, dataset in pairs:
-        print(f"  {task or '(no task)'} -> {dataset}")
+        source = C.dataset_source(dataset) if preset == "paper" else ""
+        print(f"  {task or '(no task)'} -> {dataset}" + (f" ({source})" if source else ""))
     for note in (n for p in plans for n in p.notes):
         print(f"  note: {note}")
     sys.stdout.flush()
@@ -450,7 +452,8 @@ def _run(plans: list[Plan], args: argparse.Namespace, trials: list[dict[str, Any
     storage = results.absolute(args.storage)
     meta = {"sweep": args.name, "results": results.results_root(storage), "git_commit": results.git_commit(),
             "data_root": os.path.abspath(os.environ["MINARI_DATASETS_PATH"]) if os.environ.get("MINARI_DATASETS_PATH")
-            else None}
+            else None,
+            "d4rl_root": os.path.abspath(os.environ[D4RL_ENV]) if os.environ.get(D4RL_ENV) else None}
     print(f"Ray: {connect(args)}; results: {meta['results']}/sweep={args.name}", flush=True)
     if "://" not in storage and len({n["NodeManagerHostname"] for n in ray.nodes() if n["Alive"]}) > 1:
         print(f"warning: --storage {storage} is a local path on a multi-host cluster; trials on other hosts write "

@@ -183,6 +183,8 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     if meta.get("data_root"):
         os.environ["MINARI_DATASETS_PATH"] = meta["data_root"]
+    if meta.get("d4rl_root"):  # where the driver found D4RL's files (the paper preset chose them there)
+        os.environ["D4RL_DATASETS_PATH"] = meta["d4rl_root"]
     _threads()
     run, overrides = split(config)
     device = _device(run["device"])

@@ -11,6 +11,7 @@ from genrl_core.critics import CriticConfig, IQLCritic, warm_start
 from genrl_core.fast_sampling import fast_sample
 from genrl_core.generative import GenerativeModel
 from genrl_core.networks import make_backbone
+from genrl_core.paths import make_path
 
 
 class Agent(nn.Module):
@@ -84,6 +85,7 @@ class PolicyConfig:
     """Fields shared by every algorithm whose policy is a GenerativeModel (subclassed per algorithm)."""
 
     path: str = "icfm"  # probability path: vpsde, gvp, linear or icfm
+    icfm_sigma: float = 0.1  # I-CFM's constant noise level sigma (the GMPO/GMPG authors' 0.1); other paths ignore it
     prediction: str = "velocity"  # what the network predicts: eps, score, velocity or x0
     backbone: str = "resunet"  # generative backbone: resunet (512-256-128 residual U-Net) or mlp
     widths: tuple[int, ...] = (512, 256, 128)  # backbone widths (U-Net down path, or MLP hidden layers)
@@ -99,7 +101,8 @@ def make_policy(cfg: PolicyConfig, obs_dim: int, act_dim: int) -> GenerativeMode
     """The generative policy pi(a | s) described by cfg."""
     key = "widths" if cfg.backbone == "resunet" else "hidden"
     net = make_backbone(cfg.backbone, act_dim, obs_dim, **{key: tuple(cfg.widths)})
-    return GenerativeModel(cfg.path, net, cfg.prediction, t_min=cfg.t_min, weighting=cfg.weighting)
+    path = make_path(cfg.path, **({"sigma_min": cfg.icfm_sigma} if cfg.path == "icfm" else {}))
+    return GenerativeModel(path, net, cfg.prediction, t_min=cfg.t_min, weighting=cfg.weighting)
 
 
 class GenerativeAgent(Agent):
