@@ -242,12 +242,34 @@ def _provenance(t: pd.DataFrame) -> str:
     return f"Gradient steps: {steps}. Preset: {preset}. Datasets used: {datasets}.{smoke}"
 
 
+# Settings of the paper preset that are the authors' code's, not the paper's text (tune_jobs.config.authors_settings)
+AUTHORS_CHOICES = {
+    ("gmpo", "halfcheetah-medium-v2"): "GMPO halfcheetah-medium beta 8 (authors' config, Tables 3 and 12; Table 8: 1)",
+    ("gmpg", "walker2d-medium-replay-v2"): "GMPG walker2d-medium-replay beta 8 (authors' config; Table 8: 4)",
+}
+
+
+def _departures(t: pd.DataFrame) -> str:
+    """The paper preset's choices that are not the paper's text, for the trials of a table."""
+    if "preset" not in t or "paper" not in set(t["preset"].dropna()):
+        return ""
+    pairs = set(zip(t["algorithm"], t["task"]))
+    notes = [text for key, text in AUTHORS_CHOICES.items() if key in pairs]
+    if any(a == "gmpg" and task.startswith("antmaze") for a, task in pairs):
+        notes.append("GMPG on AntMaze: Table 8's beta (the authors' AntMaze configs never read theirs)")
+    if pairs & {("gmpo", task) for task in t["task"]} or pairs & {("gmpg", task) for task in t["task"]}:
+        notes.append("GMPO/GMPG: the authors' per-task learning rates, clamps, batches and phases (epochs as steps "
+                     "for the dataset used), GMPG's log-ratio in bits per dimension, minibatches drawn with "
+                     "replacement (theirs: passes without)")
+    return f" Settings from the authors' code, not the paper's text: {'; '.join(notes)}." if notes else ""
+
+
 def _caption(t: pd.DataFrame, title: str) -> str:
     seeds = t["seed"].nunique()
     scale = score_scale(t)
     return (f"{title}. {scale[:1].upper() + scale[1:]}. Each cell: final evaluation (the trial's last) / best "
             f"evaluation (its highest during training), mean ± std over {seeds} seed(s) [paper's number]. "
-            f"{_provenance(t)}")
+            f"{_provenance(t)}{_departures(t)}")
 
 
 def build(spec: Spec, t: pd.DataFrame) -> Table | None:

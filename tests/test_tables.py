@@ -189,3 +189,20 @@ def test_captions_say_final_and_best_and_which_references_normalise_the_scores(m
     assert mixed in tables["table10"] and mixed in tables["table5"]
     assert "reference source not recorded" in tables["table3"]
     assert "D4RL-normalised" in (tmp_path / "t" / "table12.tex").read_text()
+
+
+def test_paper_preset_captions_name_the_authors_choices_and_gtp_table1_is_filled(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    for algo, model, task, score in (("gmpo", "gvp", "halfcheetah-medium-v2", 40.0),
+                                     ("gmpg", "vpsde", "walker2d-medium-replay-v2", 50.0),
+                                     ("gtp_bc", "", "hopper-medium-v2", 60.0)):
+        config = {"task": task, "dataset": "d4rl/" + task, "algorithm": algo, "model": model, "seed": 0,
+                  "preset": "paper"}
+        _trial(root, "benchmark", f"{algo}-{task}", config, [score])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    md = (tmp_path / "t" / "table3.md").read_text()
+    assert "GMPO halfcheetah-medium beta 8 (authors' config, Tables 3 and 12; Table 8: 1)" in md
+    assert "GMPG walker2d-medium-replay beta 8 (authors' config; Table 8: 4)" in md
+    assert "GMPG's log-ratio in bits per dimension" in md
+    bc = (tmp_path / "t" / "gtp_table1.md").read_text()
+    assert "| hopper-medium-v2 | 60.0 ± 0.0 / 60.0 ± 0.0 [83.7] |" in bc
