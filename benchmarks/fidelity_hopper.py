@@ -4,6 +4,7 @@ one fixed budget of gradient steps, several seeds, D4RL-normalised scores (mean 
     python -m genrl_core.datasets make --env Hopper-v5 --kinds medium --total-steps 200000 --dataset-steps 100000
     python benchmarks/fidelity_hopper.py run gmpo:0 gmpo:1 bc:0 ...   # runs in turn, each resumable (--out)
     python benchmarks/fidelity_hopper.py table                         # the table of what has been run
+    python benchmarks/fidelity_hopper.py critic gmpo                   # its critics against Monte-Carlo returns
 
 Every run trains `--steps` gradient steps at batch 256 with a 256x3 MLP backbone (the paper's residual U-Net and
 batch 4096 do not fit a CPU budget) and evaluates every `--eval-every` steps over 10 episodes. GMPO and GMPG follow
@@ -40,26 +41,52 @@ def variants(steps: int) -> dict[str, tuple[str, dict]]:
                           "behaviour_steps": steps - steps * 3 // 100, "critic_steps": steps - steps * 3 // 100,
                           "train_steps": 16}),
         "gtp": ("gtp", {}),  # GTP's defaults (K = 5, its own TD critic trained alongside)
+        # diagnostic, not the fixed budget: GMPO (beta 16) on a critic pretrained for --critic-budget steps
+        # (`pretrain`), then `steps // 2` policy steps
+        "gmpo_pre": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0, "critic_steps": 0}),
     }
 
 
-def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int) -> None:
+def pretrain(seed: int, out: Path, steps: int) -> Path:
+    """An IQL critic (GMPO's settings) trained alone for `steps` steps at batch 256, saved for critic_init."""
+    import torch
+
+    from genrl_core.common import seed_everything
+    from genrl_core.critics import pretrain_iql
+    from genrl_core.data import load
+    from genrl_core.train import build_agent
+
+    path = out / f"critic-{steps}-s{seed}.pt"
+    if not path.exists():
+        gen = seed_everything(seed)
+        data = load(DATASET)
+        agent = build_agent("gmpo", data.obs_dim, data.act_dim, {"critic_lr": 3e-4})
+        pretrain_iql(agent.critic, lambda: data.sample(256, gen), steps)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(agent.critic.state_dict(), path)
+    return path
+
+
+def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int, critic_budget: int) -> None:
     from genrl_core.train import train
 
     table = variants(steps)
     for job in jobs:
         name, seed = job.split(":")
         algo, overrides = table[name]
+        run_steps = steps
+        if name == "gmpo_pre":
+            overrides = {**overrides, "critic_init": str(pretrain(int(seed), out, critic_budget))}
+            run_steps = steps // 2
         policy_eval = steps * 3 // 100 // 3 if algo == "gmpg" else 0  # GMPG: 3 evaluations of its policy phase
-        train(algo, DATASET, steps=steps, seed=int(seed), batch_size=256, eval_every=eval_every,
+        train(algo, DATASET, steps=run_steps, seed=int(seed), batch_size=256, eval_every=eval_every,
               eval_episodes=episodes, out=str(out / f"{name}-s{seed}"), resume=True, overrides=overrides,
               policy_eval_every=policy_eval)
 
 
 def summary(out: Path) -> str:
     """Markdown: per variant, the final and best D4RL-normalised score over seeds (mean +- std), and the seeds."""
-    lines = ["| variant | seeds | final score | best score | final per seed | steps | dataset score (D4RL) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seeds | final score | best score | final per seed | steps |", "|---|---|---|---|---|---|"]
     for name in variants(1):
         runs = sorted(out.glob(f"{name}-s*/metrics.jsonl"))
         rows = [[json.loads(x) for x in open(r)] for r in runs]
@@ -70,21 +97,69 @@ def summary(out: Path) -> str:
         best = np.array([max(x["score_mean"] for x in r) for r in rows])
         lines.append(f"| {name} | {len(rows)} | {final.mean():.1f} +- {final.std():.1f} | {best.mean():.1f} +- "
                      f"{best.std():.1f} | {' / '.join(f'{v:.1f}' for v in final)} | "
-                     f"{'/'.join(str(r[-1]['step']) for r in rows)} | |")
+                     f"{'/'.join(str(r[-1]['step']) for r in rows)} |")
+    from genrl_core.evaluation import dataset_score
+
+    lines.append(f"\nThe dataset's own episodes score {dataset_score(DATASET):.1f} (D4RL-normalised).")
+    return "\n".join(lines)
+
+
+def returns_to_go(dataset: str, gamma: float) -> tuple[object, np.ndarray]:
+    """The loaded dataset (rewards scaled as in training) and each transition's discounted return-to-go G."""
+    from genrl_core.data import load
+
+    data = load(dataset)
+    reward, terminal = data.reward.numpy(), data.terminal.numpy()
+    ends = np.ones(len(data), dtype=bool)  # an episode ends where the next row does not continue it
+    ends[:-1] = (data.next_obs[:-1] != data.obs[1:]).any(1).numpy() | (terminal[:-1] > 0)
+    g, out = 0.0, np.zeros(len(data))
+    for i in range(len(data) - 1, -1, -1):
+        g = reward[i] + (0.0 if ends[i] else gamma * g)
+        out[i] = g
+    return data, out
+
+
+def critic_check(out: Path, name: str, steps: int) -> str:
+    """How well each seed's IQL critic (checkpoint of `name`) tracks the behaviour's Monte-Carlo returns: the
+    correlation of Q(s, a) with G, and of A = Q - V with G - V (does the advantage rank the dataset's actions?)."""
+    import torch
+
+    from genrl_core.train import build_agent
+
+    algo, overrides = variants(steps)[name]
+    data, g = returns_to_go(DATASET, overrides.get("gamma", 0.99))
+    lines = [f"{name}: critic against Monte-Carlo returns-to-go on {len(data)} transitions (episodes mostly end by "
+             f"falling, so G is the behaviour's Q up to truncation)"]
+    for ckpt in sorted(out.glob(f"{name}-s*/checkpoint.pt")):
+        agent = build_agent(algo, data.obs_dim, data.act_dim, overrides)
+        state = torch.load(ckpt, weights_only=True)
+        agent.load_full_state(state["agent"])
+        with torch.no_grad():
+            q = agent.critic.q_value(data.obs, data.action).numpy()
+            v = agent.critic.v(data.obs).numpy()
+        corr_q = np.corrcoef(q, g)[0, 1]
+        corr_a = np.corrcoef(q - v, g - v)[0, 1]
+        lines.append(f"  {ckpt.parent.name} (step {state['step']}): corr(Q, G) {corr_q:.3f}, corr(A, G - V) "
+                     f"{corr_a:.3f}, mean Q {q.mean():.1f} vs mean G {g.mean():.1f}, std A {np.std(q - v):.2f}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["run", "table"])
+    p.add_argument("command", choices=["run", "table", "critic"])
     p.add_argument("jobs", nargs="*", help="name:seed, name one of " + ", ".join(variants(1)))
     p.add_argument("--out", type=Path, default=Path("out/fidelity_hopper"))
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--critic-budget", type=int, default=200_000, help="steps of the critic gmpo_pre starts from")
     args = p.parse_args(argv)
+    if args.command == "critic":
+        for name in args.jobs:
+            print(critic_check(args.out, name, args.steps))
+        return 0
     if args.command == "run":
-        run(args.jobs, args.out, args.steps, args.eval_every, args.episodes)
+        run(args.jobs, args.out, args.steps, args.eval_every, args.episodes, args.critic_budget)
     print(summary(args.out))
     return 0
 
