@@ -88,19 +88,22 @@ def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int, 
               policy_eval_every=policy_eval)
 
 
-def summary(out: Path) -> str:
-    """Markdown: per variant, the final and best D4RL-normalised score over seeds (mean +- std), and the seeds."""
-    lines = ["| variant | seeds | final score | best score | final per seed | steps |", "|---|---|---|---|---|---|"]
+def summary(out: Path, steps: int) -> str:
+    """Markdown: per variant, the final and best D4RL-normalised score over its finished seeds (mean +- std)."""
+    lines = ["| variant | seeds | final score | best score (policy phase) | evaluations it is the best of | "
+             "final per seed | steps |", "|---|---|---|---|---|---|---|"]
     for name in variants(1):
         runs = sorted(out.glob(f"{name}-s*/metrics.jsonl"))
         rows = [[json.loads(x) for x in open(r)] for r in runs]
-        rows = [r for r in rows if r]
+        rows = [r for r in rows if r and r[-1]["step"] == steps // (2 if name == "gmpo_pre" else 1)]  # finished
         if not rows:
             continue
         final = np.array([r[-1]["score_mean"] for r in rows])
-        best = np.array([max(x["score_mean"] for x in r) for r in rows])
+        # best: over the policy phase's evaluations only (mu, or the untrained policy, acted before it)
+        best = np.array([max(x["score_mean"] for x in r if x["phase"] == "policy") for r in rows])
+        evals = sum(x["phase"] == "policy" for x in rows[0])
         lines.append(f"| {name} | {len(rows)} | {final.mean():.1f} +- {final.std():.1f} | {best.mean():.1f} +- "
-                     f"{best.std():.1f} | {' / '.join(f'{v:.1f}' for v in final)} | "
+                     f"{best.std():.1f} | {evals} | {' / '.join(f'{v:.1f}' for v in final)} | "
                      f"{'/'.join(str(r[-1]['step']) for r in rows)} |")
     from genrl_core.evaluation import dataset_score
 
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         run(args.jobs, args.out, args.steps, args.eval_every, args.episodes, args.critic_budget)
-    print(summary(args.out))
+    print(summary(args.out, args.steps))
     return 0
 
 
