@@ -195,7 +195,8 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     pack.bind_data(data)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     bases = _base_rows(config, meta, device, seeds)
     for base in bases:  # the step counts this trial really ran (its phases may have been given in epochs)
-        base.update({"steps": run["steps"], **{k: v for k, v in overrides.items() if k.endswith("_steps")}})
+        base.update({"steps": run["steps"], **{k: overrides[k] for k in ("critic_steps", "behaviour_steps")
+                                                if k in overrides}})
     trial = _Trial(run, device, data, pack, _restore(pack), bases, meta.get("results"))
     while trial.progress["step"] < run["steps"] and _round(trial):
         pass
