@@ -24,6 +24,7 @@ DATASET = "local/hopper/medium-v0"
 _NET = {"backbone": "mlp", "widths": (256, 256, 256), "sampling_steps": 31, "loglik_steps": 8}
 _GMPG = {**_NET, "path": "vpsde", "beta": 20.0, "lr": 3e-5, "critic_lr": 3e-4, "train_steps": 16}
 GMPG_POLICY_STEPS = 300  # GMPG's policy phase (the authors' optimum comes within tens of steps, then it degrades)
+CRITIC_BUDGETS = (25_000, 50_000, 100_000, 200_000)  # the critic steps the gmpo_pre<k>k diagnostics start from
 
 
 def variants(steps: int) -> dict[str, tuple[str, dict]]:
@@ -45,10 +46,19 @@ def variants(steps: int) -> dict[str, tuple[str, dict]]:
         "gmpg_clip": ("gmpg", {**_GMPG, "behaviour_steps": steps - GMPG_POLICY_STEPS,
                                "critic_steps": steps - GMPG_POLICY_STEPS, "max_action": 1.0}),
         "gtp": ("gtp", {}),  # GTP's defaults (K = 5, its own TD critic trained alongside)
-        # diagnostic, not the fixed budget: GMPO (beta 16) on a critic pretrained for --critic-budget steps
+        # the same budget split 4:1 in the critic's favour (Algorithm 1 fixes the order, not the split)
+        "gmpo_c80": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0, "critic_lr": 3e-4,
+                              "critic_steps": steps * 4 // 5}),
+        # diagnostics, not the fixed budget: GMPO (beta 16) on a critic pretrained alone for <k> thousand steps
         # (`pretrain`), then `steps // 2` policy steps
-        "gmpo_pre": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0, "critic_steps": 0}),
+        **{f"gmpo_pre{b // 1000}k": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0,
+                                              "critic_steps": 0}) for b in CRITIC_BUDGETS},
     }
+
+
+def critic_budget(name: str) -> int:
+    """The pretrained critic's steps of a gmpo_pre<k>k variant; 0 for the others."""
+    return int(name.removeprefix("gmpo_pre").removesuffix("k")) * 1000 if name.startswith("gmpo_pre") else 0
 
 
 def pretrain(seed: int, out: Path, steps: int) -> Path:
@@ -71,7 +81,7 @@ def pretrain(seed: int, out: Path, steps: int) -> Path:
     return path
 
 
-def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int, critic_budget: int) -> None:
+def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int) -> None:
     from genrl_core.train import train
 
     table = variants(steps)
@@ -79,8 +89,8 @@ def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int, 
         name, seed = job.split(":")
         algo, overrides = table[name]
         run_steps = steps
-        if name == "gmpo_pre":
-            overrides = {**overrides, "critic_init": str(pretrain(int(seed), out, critic_budget))}
+        if critic_budget(name):
+            overrides = {**overrides, "critic_init": str(pretrain(int(seed), out, critic_budget(name)))}
             run_steps = steps // 2
         policy_eval = 5 if algo == "gmpg" else 0  # GMPG: every 5 policy steps, as the authors' code evaluates
         train(algo, DATASET, steps=run_steps, seed=int(seed), batch_size=256, eval_every=eval_every,
@@ -95,7 +105,7 @@ def summary(out: Path, steps: int) -> str:
     for name in variants(1):
         runs = sorted(out.glob(f"{name}-s*/metrics.jsonl"))
         rows = [[json.loads(x) for x in open(r)] for r in runs]
-        rows = [r for r in rows if r and r[-1]["step"] == steps // (2 if name == "gmpo_pre" else 1)]  # finished
+        rows = [r for r in rows if r and r[-1]["step"] == steps // (2 if critic_budget(name) else 1)]  # finished
         if not rows:
             continue
         final = np.array([r[-1]["score_mean"] for r in rows])
@@ -159,14 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--critic-budget", type=int, default=200_000, help="steps of the critic gmpo_pre starts from")
     args = p.parse_args(argv)
     if args.command == "critic":
         for name in args.jobs:
             print(critic_check(args.out, name, args.steps))
         return 0
     if args.command == "run":
-        run(args.jobs, args.out, args.steps, args.eval_every, args.episodes, args.critic_budget)
+        run(args.jobs, args.out, args.steps, args.eval_every, args.episodes)
     print(summary(args.out, args.steps))
     return 0
 
