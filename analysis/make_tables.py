@@ -209,7 +209,7 @@ def _cells(group: pd.DataFrame, paper: tuple[float, float], latex: bool) -> str:
     return f"{text} [{_fmt(*paper, latex)}]" if not math.isnan(paper[0]) else text
 
 
-# what score_mean is normalised with, by the rows' ref_source (genrl_core.data.score_references)
+# what score_mean is normalised with, by the rows' ref_source (genrl_core.data.loading.score_references)
 SCALES = {"d4rl": "D4RL-normalised score (D4RL's reference returns: the papers' scale)",
           "dataset": "score normalised by the dataset's own reference returns (not D4RL's: not the papers' scale)",
           "none": "no reference returns (no normalised score)"}

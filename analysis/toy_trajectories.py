@@ -47,10 +47,10 @@ from pathlib import Path
 
 import torch
 
-from genrl_core import bandits
-from genrl_core.data import load
-from genrl_core.metrics import mean_nearest_distance
-from genrl_core.train import build_agent
+from genrl_core.data import bandits
+from genrl_core.data.loading import load
+from genrl_core.generative.metrics import mean_nearest_distance
+from genrl_core.run.training import build_agent
 
 SMALL = {"backbone": "mlp", "widths": (128, 128, 128), "icfm_sigma": 0.01}  # the toy studies were measured at 0.01
 LR_FLOOR = 0.05  # the cosine schedule ends at this fraction of the initial learning rate

@@ -1,7 +1,7 @@
 """Command line for datasets: `python -m genrl_core.datasets make --env Pendulum-v1 --kinds medium,expert`.
 
 Sub-commands:
-  make   train a SAC behaviour policy and save D4RL-style Minari datasets (see genrl_core.datasets_local)
+  make   train a SAC behaviour policy and save D4RL-style Minari datasets (see genrl_core.data.making)
   list   show the Minari datasets on this machine with their reference scores
 Datasets live under $MINARI_DATASETS_PATH (default ~/.minari/datasets). Remote Minari sets are fetched
 with `minari download ID` where there is a network.
@@ -12,8 +12,8 @@ import argparse
 import sys
 import time
 
-from genrl_core.datasets_local import KINDS, DatasetExistsError, make_datasets
-from genrl_core.sac import SACConfig
+from genrl_core.data.making import KINDS, DatasetExistsError, make_datasets
+from genrl_core.data.sac import SACConfig
 
 
 def _ints(text: str) -> tuple[int, ...]:

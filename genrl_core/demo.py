@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from genrl_core import bandits
-from genrl_core.generative import GenerativeModel
-from genrl_core.metrics import energy_distance
-from genrl_core.networks import MLPBackbone
+from genrl_core.data import bandits
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.metrics import energy_distance
+from genrl_core.generative.networks import MLPBackbone
 
 
 def conditional_rolls(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,10 +11,10 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from genrl_core.data import flatten_obs
+from genrl_core.data.loading import flatten_obs
 
 if TYPE_CHECKING:
-    from genrl_core.data import OfflineData
+    from genrl_core.data.loading import OfflineData
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 MAX_ENVS = 16  # at most this many environments step side by side
@@ -66,11 +66,11 @@ def _scaled(mean: float, std: float, ref_min_score: float | None,
 
 def dataset_score(dataset_id: str) -> float:
     """Normalised score of a dataset's own episodes (the behaviour policy's score); Minari ids and d4rl/ files."""
-    from genrl_core.data import load  # noqa: PLC0415
+    from genrl_core.data.loading import load  # noqa: PLC0415
 
     data = load(dataset_id)
     if dataset_id.startswith("d4rl/"):
-        from genrl_core import d4rl  # noqa: PLC0415
+        from genrl_core.data import d4rl  # noqa: PLC0415
 
         returns = d4rl.read(dataset_id)[1]
     else:

@@ -13,7 +13,8 @@ import sys
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main
+from tune_jobs.runner import main
+from tune_jobs.space import Plan
 
 GMP = [("gmpo", "gvp"), ("gmpg", "vpsde")]
 # the paper's baselines (Table 3 rows; Appendix C), each with its paper model: VPSDE (Diffusion-QL's DDPM is a VP too)
@@ -25,7 +26,7 @@ ANTMAZE_RUN = {"eval_episodes": 100}  # AntMaze: 100 evaluation episodes (GTP; t
 
 
 def _gtp_available() -> bool:
-    from genrl_core.train import build_agent
+    from genrl_core.run.training import build_agent
 
     try:
         build_agent("gtp", 3, 1, {})

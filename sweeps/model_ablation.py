@@ -11,7 +11,8 @@ import sys
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main
+from tune_jobs.runner import main
+from tune_jobs.space import Plan
 
 MODELS = [("gmpo", "vpsde", "eps"), ("gmpo", "gvp", "velocity"), ("gmpo", "icfm", "velocity"),
           ("gmpg", "vpsde", "velocity"), ("gmpg", "gvp", "velocity"), ("gmpg", "icfm", "velocity")]

@@ -11,7 +11,8 @@ import sys
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main
+from tune_jobs.runner import main
+from tune_jobs.space import Plan
 
 TASKS = ["hopper-medium-v2", "halfcheetah-medium-expert-v2"]
 # GMPO-VPSDE predicts noise as the authors' config does (noise net, score matching); GMPG needs a velocity model

@@ -10,7 +10,8 @@ import sys
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main
+from tune_jobs.runner import main
+from tune_jobs.space import Plan
 
 TASKS = ["halfcheetah-medium-v2", "halfcheetah-medium-replay-v2"]
 TRAIN_STEPS = [32, 100, 1000]

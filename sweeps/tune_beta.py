@@ -15,7 +15,8 @@ from typing import Any
 from ray import tune
 
 from tune_jobs import config as C
-from tune_jobs.runner import Plan, main, points
+from tune_jobs.runner import main
+from tune_jobs.space import Plan, points
 
 BETA_RANGE = (0.1, 32.0)
 SAMPLES = {"smoke": 6, "paper": 24}

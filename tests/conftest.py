@@ -16,10 +16,10 @@ atexit.register(shutil.rmtree, _MINARI_ROOT, ignore_errors=True)
 
 from genrl_core.algorithms.base import IQLPolicyConfig, make_iql  # noqa: E402
 from genrl_core.common import seed_everything  # noqa: E402
-from genrl_core.critics import pretrain_iql  # noqa: E402
-from genrl_core.data import load  # noqa: E402
-from genrl_core.datasets_local import KINDS, make_datasets  # noqa: E402  (after MINARI_DATASETS_PATH is set)
-from genrl_core.sac import SACConfig  # noqa: E402
+from genrl_core.algorithms.critics import pretrain_iql  # noqa: E402
+from genrl_core.data.loading import load  # noqa: E402
+from genrl_core.data.making import KINDS, make_datasets  # noqa: E402  (after MINARI_DATASETS_PATH is set)
+from genrl_core.data.sac import SACConfig  # noqa: E402
 
 # Pendulum-v1: SAC learns within ~4k steps, so its checkpoints span random to expert (medium really is medium).
 PENDULUM_BUDGET = dict(total_steps=6000, dataset_steps=4000, start_steps=1000, n_checkpoints=30, eval_episodes=10,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genrl_core import bandits
-from genrl_core.data import load
+from genrl_core.data import bandits
+from genrl_core.data.loading import load
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
 from toy_trajectories import train_toy, trajectory_report  # noqa: E402

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from genrl_core import bandits
+from genrl_core.data import bandits
 
 
 def test_swissroll_value_from_centre_to_outer_end() -> None:

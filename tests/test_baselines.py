@@ -16,12 +16,12 @@ import sys
 import pytest
 import torch
 
-from genrl_core import bandits
-from genrl_core.algorithms.behaviour import CACHE_SEED_OFFSET
-from genrl_core.data import load
-from genrl_core.ddpm import DDPM
-from genrl_core.generative import GenerativeModel
-from genrl_core.train import build_agent, train, train_steps
+from genrl_core.data import bandits
+from genrl_core.algorithms.in_support import CACHE_SEED_OFFSET
+from genrl_core.data.loading import load
+from genrl_core.generative.ddpm import DDPM
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.run.training import build_agent, train, train_steps
 
 POLICY = {"backbone": "resunet", "widths": (64, 64), "lr": 2e-3, "path": "vpsde", "prediction": "velocity",
           "sampling_steps": 16}

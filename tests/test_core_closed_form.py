@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from genrl_core import solvers
-from genrl_core.generative import GenerativeModel
-from genrl_core.paths import PATHS, make_path
+from genrl_core.generative import solvers
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.paths import PATHS, make_path
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from genrl_core.generative import GenerativeModel
-from genrl_core.metrics import energy_distance
-from genrl_core.networks import MLPBackbone, ResidualUNet
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.metrics import energy_distance
+from genrl_core.generative.networks import MLPBackbone, ResidualUNet
 from genrl_core.demo import conditional_rolls, fit
 
 

@@ -1,4 +1,4 @@
-"""D4RL's own hdf5 files (genrl_core.d4rl) through data.load: layout, transitions, scaling, refs, errors, rows."""
+"""D4RL's own hdf5 files (genrl_core.data.d4rl) through data.load: layout, transitions, scaling, refs, errors, rows."""
 from __future__ import annotations
 
 import math
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from genrl_core import d4rl
-from genrl_core.data import DatasetCorruptError, DatasetNotFoundError, load, ref_scores_table
+from genrl_core.data import d4rl
+from genrl_core.data.loading import DatasetCorruptError, DatasetNotFoundError, load, ref_scores_table
 
 # (length, how it ends): 270 rows; the last episode is cut by the end of the file
 EPISODES = [(40, "terminal"), (60, "timeout"), (90, "terminal"), (50, "timeout"), (30, None)]
@@ -189,7 +189,7 @@ def test_ant_and_walker_evaluate_on_v5_envs_with_d4rls_layout_and_model(root: Pa
 
 
 def test_train_and_evaluate_round_trip_records_the_protocol(root: Path) -> None:
-    from genrl_core.train import train
+    from genrl_core.run.training import train
 
     _write(root / "hopper_medium-v2.hdf5", _fields())
     history = train("bc", "d4rl/hopper-medium-v2", steps=20, eval_every=20, eval_episodes=1, log=None,

@@ -12,9 +12,9 @@ import pytest
 import torch
 from minari.data_collector import EpisodeBuffer
 
-from genrl_core import bandits
-from genrl_core import data as gdata
-from genrl_core.data import DatasetCorruptError, DatasetNotFoundError, concat, load
+from genrl_core.data import bandits
+from genrl_core.data import loading as gdata
+from genrl_core.data.loading import DatasetCorruptError, DatasetNotFoundError, concat, load
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from genrl_core import data as gdata
+from genrl_core.data import loading as gdata
 from genrl_core.datasets import main as datasets_cli
-from genrl_core.datasets_local import KINDS, DatasetExistsError, dataset_id_for, make_datasets, select_medium
+from genrl_core.data.making import KINDS, DatasetExistsError, dataset_id_for, make_datasets, select_medium
 from genrl_core.evaluation import evaluate
 
 from conftest import HOPPER_BUDGET, MADE_IN

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genrl_core.data import load
+from genrl_core.data.loading import load
 from genrl_core.evaluation import evaluate, evaluate_dataset
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from genrl_core.fast_sampling import fast_sample, supported
-from genrl_core.generative import GenerativeModel
-from genrl_core.networks import MLPBackbone, ResidualUNet
-from genrl_core.train import build_agent
+from genrl_core.generative.fast_sampling import fast_sample, supported
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import MLPBackbone, ResidualUNet
+from genrl_core.run.training import build_agent
 
 OBS, ACT = 11, 3
 
@@ -200,8 +200,8 @@ def test_checkpointed_solve_gives_the_plain_gradients(kind, trace):
 PEAK_CHILD = """
 import sys, torch
 from pathlib import Path
-from genrl_core.generative import GenerativeModel
-from genrl_core.networks import ResidualUNet
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import ResidualUNet
 torch.manual_seed(0)
 model = GenerativeModel("icfm", ResidualUNet(3, 11), "velocity")
 model.grad_checkpoint = True

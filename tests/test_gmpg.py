@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from genrl_core import bandits
-from genrl_core.train import build_agent
+from genrl_core.data import bandits
+from genrl_core.run.training import build_agent
 
 SMALL = {"backbone": "mlp", "widths": (32, 32), "behaviour_steps": 0, "critic_steps": 0, "train_steps": 4,
          "trace": "exact", "beta": 2.0, "log_ratio_scale": "nats"}  # Eq. 42 as printed

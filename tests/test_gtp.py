@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from genrl_core import bandits
+from genrl_core.data import bandits
 from genrl_core.algorithms.gtp import GTP, GTPConfig, advantage_weight, discretisation, sample_times
-from genrl_core.data import load
+from genrl_core.data.loading import load
 from genrl_core.evaluation import dataset_score, evaluate_dataset
-from genrl_core.flow_map import FlowMap, karras_grid
-from genrl_core.metrics import energy_distance, mean_nearest_distance
-from genrl_core.train import build_agent, train
+from genrl_core.generative.flow_map import FlowMap, karras_grid
+from genrl_core.generative.metrics import energy_distance, mean_nearest_distance
+from genrl_core.run.training import build_agent, train
 
 # Reduced test budget (seconds, not the paper's 2M steps): T = 10 instead of 80 (2-D actions of scale 1 do not need
 # it, and fewer log-time decades train faster), the discretisation grows 10 -> 20 instead of 10 -> 1280 (a short

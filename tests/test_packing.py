@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from genrl_core.common import seed_everything
-from genrl_core.data import load
-from genrl_core.packing import PackingError, build_pack
-from genrl_core.train import build_agent, evaluate_agent, train
+from genrl_core.data.loading import load
+from genrl_core.run.packing import PackingError, build_pack
+from genrl_core.run.training import build_agent, evaluate_agent, train
 from tune_jobs import config as C
 from tune_jobs import results
 
@@ -30,7 +30,7 @@ def swissroll():
 
 
 def _unpacked_chunks(algo: str, seed: int, data) -> list[dict[str, float]]:
-    """The plain single-seed loop (as genrl_core.train runs it): mean losses per chunk of CHUNK steps."""
+    """The plain single-seed loop (as genrl_core.run.training runs it): mean losses per chunk of CHUNK steps."""
     gen = seed_everything(seed)
     agent = build_agent(algo, data.obs_dim, data.act_dim, OVERRIDES[algo])
     chunks, acc = [], {}

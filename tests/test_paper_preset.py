@@ -86,7 +86,7 @@ def test_the_paper_preset_prefers_d4rl_files_and_says_which(tmp_path, monkeypatc
 
 
 def test_policies_use_the_authors_icfm_sigma():
-    from genrl_core.train import build_agent
+    from genrl_core.run.training import build_agent
 
     assert build_agent("bc", 3, 2, {}).policy.path.s == 0.1
     assert build_agent("gmpo", 3, 2, {"icfm_sigma": 0.01}).policy.path.s == 0.01

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from conftest import PENDULUM_CRITIC as CRITIC
-from genrl_core.data import load
+from genrl_core.data.loading import load
 from genrl_core.evaluation import dataset_score, evaluate_dataset
-from genrl_core.train import build_agent, train
+from genrl_core.run.training import build_agent, train
 
 # In `make test`: GMPO (~1 min), GMPG (Eq. 42, ~2 min) with the BC baseline, and GTP (~1 min); the shared
 # critic_file fixture costs ~1-2 min more. GMPG (Eq. 8, ~2 min) is `make test-long`.

@@ -41,7 +41,7 @@ import pytest
 
 from conftest import PENDULUM_CRITIC as CRITIC
 from genrl_core.evaluation import dataset_score
-from genrl_core.train import train
+from genrl_core.run.training import train
 
 # The whole file runs in `make test-long` for now: IDQL, SfBC and SRPO (202 s for the three, measured; see above)
 # could join the 20-minute suite.

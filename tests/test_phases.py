@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from genrl_core import bandits
-from genrl_core.fast_sampling import fast_sample
-from genrl_core.train import build_agent, next_eval, steps_from_epochs, train, train_steps
+from genrl_core.data import bandits
+from genrl_core.generative.fast_sampling import fast_sample
+from genrl_core.run.training import build_agent, next_eval, steps_from_epochs, train, train_steps
 
 TINY = {"backbone": "mlp", "widths": (16, 16), "critic_hidden": (16, 16), "sampling_steps": 2, "loglik_steps": 2}
 
@@ -158,7 +158,7 @@ def test_a_resume_across_the_phase_boundary_reproduces_an_uninterrupted_run(tmp_
                                                    "policy_batch_size": 48})])
 def test_packed_seeds_cross_the_phase_boundary_as_unpacked_runs_do(algo, extra):
     from genrl_core.common import seed_everything
-    from genrl_core.packing import build_pack
+    from genrl_core.run.packing import build_pack
 
     data, overrides = bandits.multimodal(256, seed=0), {**TINY, **extra}
     pack = build_pack(algo, [0, 1], 1, 2, "cpu", overrides, "vmap")

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from genrl_core.common import seed_everything
-from genrl_core.critics import CriticConfig, IQLCritic
-from genrl_core.data import load
-from genrl_core.networks import MLPBackbone, ResidualUNet, precision_context
-from genrl_core.packing import build_pack
-from genrl_core.train import build_agent, train, train_steps
+from genrl_core.algorithms.critics import CriticConfig, IQLCritic
+from genrl_core.data.loading import load
+from genrl_core.generative.networks import MLPBackbone, ResidualUNet, precision_context
+from genrl_core.run.packing import build_pack
+from genrl_core.run.training import build_agent, train, train_steps
 from tune_jobs import config as C
 
 GMPO = {"backbone": "mlp", "widths": (64, 64), "critic_hidden": (32, 32), "beta": 2.0, "sampling_steps": 4,

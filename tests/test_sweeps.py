@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from tune_jobs import config as C
-from tune_jobs import results, runner
+from tune_jobs import results, runner, space
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # `ray ...` with Ray's loopback-to-external-IP swap disabled, so that every service listens on 127.0.0.1 only.
 # (The CLI itself may still add a second node: that check reads ENABLE_RAY_CLUSTER, set back to True.)
-RAY_CLI = ("import sys; from tune_jobs.runner import loopback_node_ip; from ray._private import ray_constants; "
+RAY_CLI = ("import sys; from tune_jobs.ray_compat import loopback_node_ip; from ray._private import ray_constants; "
            "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; ctx = loopback_node_ip(); ctx.__enter__(); "
            "ray_constants.ENABLE_RAY_CLUSTER = True; main()")
 GMPO_ONLY = ["--only", "task=halfcheetah-medium-v2", "--only", "algorithm=gmpo"]
@@ -229,7 +229,7 @@ def test_tune_beta_sizes_asha_after_set_and_gtp_schedules_span_the_run():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for flags, evaluations in [([], 3), (["--set", "steps=1000"], 10), (["--set", "steps=1050"], 11)]:
-        plan = runner._prepare_plan(module.plans("smoke")[0], runner.parser("tune_beta", None).parse_args(flags))
+        plan = space.prepare_plan(module.plans("smoke")[0], runner.parser("tune_beta", None).parse_args(flags))
         assert module.evaluations(plan.space) == evaluations and plan.scheduler(plan.space)._max_t == evaluations
     run, overrides = C.split({"preset": "smoke", "task": "hopper-medium-v2", "variant": {"algorithm": "gtp"},
                               "steps": 2000})
@@ -261,7 +261,7 @@ def test_results_rows_are_idempotent_and_final_marked(tmp_path):
 
 
 def test_medium_expert_style_concatenation_scales_rewards_over_all_episodes(pendulum_datasets):
-    from genrl_core.data import load
+    from genrl_core.data.loading import load
     from tune_jobs.trainable import load_data
 
     medium, expert = pendulum_datasets["medium"], pendulum_datasets["expert"]

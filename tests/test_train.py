@@ -9,8 +9,9 @@ import torch
 
 from genrl_core.common import DivergenceError
 from genrl_core import algorithms
-from genrl_core.algorithms.behaviour import InSupportAgent, select
-from genrl_core.train import Accumulator, build_agent, field_comments, train
+from genrl_core.algorithms.in_support import InSupportAgent, select
+from genrl_core.run.training import Accumulator, build_agent, train
+from genrl_core.train import field_comments
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
 

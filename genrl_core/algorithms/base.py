@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from genrl_core.critics import CriticConfig, IQLCritic, warm_start
-from genrl_core.fast_sampling import fast_sample
-from genrl_core.generative import GenerativeModel
-from genrl_core.networks import make_backbone
-from genrl_core.paths import make_path
+from genrl_core.algorithms.critics import CriticConfig, IQLCritic, warm_start
+from genrl_core.generative.fast_sampling import fast_sample
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import make_backbone
+from genrl_core.generative.paths import make_path
 
 
 class Agent(nn.Module):

@@ -6,7 +6,7 @@ Diffusion-QL does), a_pi drawn with gradient through every sampling step.
 
 As the original code (github.com/Zhendong-Wang/Diffusion-Policies-for-Offline-RL, main.py and agents/) runs it, by
 default (diffusion="ddpm"): the policy is a discrete DDPM of N = 5 levels with the "vp" beta schedule
-(genrl_core.ddpm), trained by eps regression at a uniformly drawn level and sampled by N ancestral steps with x_0
+(genrl_core.generative.ddpm), trained by eps regression at a uniformly drawn level and sampled by N ancestral steps with x_0
 clipped to [-max_action, max_action] and no noise at the last step, in training (the Q term, with gradient) as in
 acting; act() draws 50 actions per state and takes one by a draw from softmax(Q) of the target critic's min-Q; its
 network is an MLP of 3 hidden layers of 256. diffusion="ode" keeps this platform's continuous alternative: the
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import torch
 
 from genrl_core.algorithms.base import GenerativeAgent, PolicyConfig, make_policy
-from genrl_core.algorithms.behaviour import SELECTS, check_choice, check_min, select
+from genrl_core.algorithms.in_support import SELECTS, check_choice, check_min, select
 from genrl_core.common import ema_update, frozen_copy
-from genrl_core.critics import CriticConfig, TDCritic, warm_start
-from genrl_core.ddpm import BETA_SCHEDULES, DDPM, DDPM_PREDICTIONS
+from genrl_core.algorithms.critics import CriticConfig, TDCritic, warm_start
+from genrl_core.generative.ddpm import BETA_SCHEDULES, DDPM, DDPM_PREDICTIONS
 
 DIFFUSIONS = ("ddpm", "ode")
 

@@ -15,9 +15,9 @@ import torch
 
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import ema_update, frozen_copy
-from genrl_core.critics import CriticConfig, TDCritic, expectile_loss, warm_start
-from genrl_core.flow_map import FlowMap, karras_grid
-from genrl_core.networks import VNet
+from genrl_core.algorithms.critics import CriticConfig, TDCritic, expectile_loss, warm_start
+from genrl_core.generative.flow_map import FlowMap, karras_grid
+from genrl_core.generative.networks import VNet
 
 TEACHERS = ("surrogate", "ode")
 Q_TERMS = ("exp", "linear")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from genrl_core.algorithms.base import Agent, IQLPolicyConfig, critic_due, make_iql, make_policy
-from genrl_core.algorithms.behaviour import check_choice, check_min, matching_step, pick, sample_candidates, select
+from genrl_core.algorithms.in_support import check_choice, check_min, matching_step, pick, sample_candidates, select
 
 IDQL_SELECTS = ("implicit", "argmax")
 

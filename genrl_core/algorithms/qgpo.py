@@ -34,10 +34,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genrl_core import solvers
-from genrl_core.algorithms.behaviour import InSupportAgent, InSupportConfig, check_min
-from genrl_core.networks import GaussianFourierEmbedding, mlp
-from genrl_core.paths import make_path
+from genrl_core.generative import solvers
+from genrl_core.algorithms.in_support import InSupportAgent, InSupportConfig, check_min
+from genrl_core.generative.networks import GaussianFourierEmbedding, mlp
+from genrl_core.generative.paths import make_path
 
 GUIDED_SOLVERS = (*solvers.FIXED_STEP, "dpm2")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genrl_core.algorithms.behaviour import (SELECTS, InSupportAgent, InSupportConfig, check_choice, check_min,
+from genrl_core.algorithms.in_support import (SELECTS, InSupportAgent, InSupportConfig, check_choice, check_min,
                                              sample_candidates, select)
 
 

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from genrl_core.algorithms.base import Agent, IQLPolicyConfig, critic_due, make_iql, make_policy
-from genrl_core.fast_sampling import fast_sample
-from genrl_core.algorithms.behaviour import check_choice, check_min, matching_step
-from genrl_core.networks import mlp
-from genrl_core.paths import make_path
+from genrl_core.generative.fast_sampling import fast_sample
+from genrl_core.algorithms.in_support import check_choice, check_min, matching_step
+from genrl_core.generative.networks import mlp
+from genrl_core.generative.paths import make_path
 
 ACTORS = ("deterministic", "gaussian")
 SQUASHES = ("tanh", "clip")

@@ -5,7 +5,7 @@
     with pack.seed_rng(i):                                          # seed i's own random stream for evaluation
         evaluate(pack.agents[i])
 
-Each seed is exactly the unpacked run with that seed (genrl_core.train): it is built right after
+Each seed is exactly the unpacked run with that seed (genrl_core.run.training): it is built right after
 seed_everything(seed), draws its minibatches from its own generator seeded like the unpacked run's, and
 every random draw inside the model (flow times, noise, probes) comes from its own copy of the global torch
 random state, captured right after it was built. So packed and unpacked runs with the same seeds give the
@@ -40,9 +40,9 @@ from torch.utils._pytree import tree_map
 
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import seed_everything
-from genrl_core.data import OfflineData
-from genrl_core.networks import precision_context
-from genrl_core.train import Accumulator, build_agent
+from genrl_core.data.loading import OfflineData
+from genrl_core.generative.networks import precision_context
+from genrl_core.run.training import Accumulator, build_agent
 
 ENGINES = ("vmap", "loop")
 

@@ -13,9 +13,9 @@ import contextlib
 import torch
 from torch import nn
 
-from genrl_core import solvers
-from genrl_core.likelihood import augmented_field, gaussian_log_prob, hutchinson_probe
-from genrl_core.paths import PREDICTIONS, Path, make_path
+from genrl_core.generative import solvers
+from genrl_core.generative.likelihood import augmented_field, gaussian_log_prob, hutchinson_probe
+from genrl_core.generative.paths import PREDICTIONS, Path, make_path
 
 WEIGHTINGS = ("vanilla", "mle")
 

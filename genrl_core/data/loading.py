@@ -2,7 +2,7 @@
 
 Reward scaling as IQL does it: "locomotion" r * 1000 / (max episode return - min episode return),
 "antmaze" r - 1, "none"; "auto" picks antmaze for antmaze ids, none for toy ids, locomotion otherwise.
-Time-outs (truncations) are not terminals. Ids starting with d4rl/ are D4RL's own hdf5 files (genrl_core.d4rl).
+Time-outs (truncations) are not terminals. Ids starting with d4rl/ are D4RL's own hdf5 files (genrl_core.data.d4rl).
 
 Reference returns: environments in D4RL's table (reference/d4rl_ref_scores.csv: hopper, halfcheetah, walker2d,
 ant, antmaze) are normalised with D4RL's (ref_source "d4rl"), the scale of every published number; the
@@ -17,7 +17,7 @@ import csv
 import hashlib
 import json
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,77 +26,12 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 from torch import Tensor
 
+from genrl_core.data.offline import (DatasetCorruptError, DatasetNotFoundError, ObservationFormatError,
+                                      OfflineData)
+
 REF_SCORES_CSV = Path(__file__).parent / "reference" / "d4rl_ref_scores.csv"
 SCALINGS = ("auto", "locomotion", "antmaze", "none")
 OBS_STD_EPS = 1e-3  # added to the observation std before dividing
-
-
-class DatasetNotFoundError(ValueError):
-    """A dataset id that is neither on this machine nor downloadable."""
-
-
-class DatasetCorruptError(ValueError):
-    """A dataset whose files exist but cannot be read."""
-
-
-class ObservationFormatError(ValueError):
-    """Observations the loader cannot turn into flat vectors (e.g. a dict without desired_goal)."""
-
-
-@dataclass
-class OfflineData:
-    """Transitions as float32 tensors on one device; reward and terminal have shape [N]."""
-
-    obs: Tensor
-    action: Tensor
-    reward: Tensor
-    next_obs: Tensor
-    terminal: Tensor
-    dataset_id: str
-    env_id: str | None  # gymnasium id to evaluate on (None for bandits)
-    ref_min_score: float | None
-    ref_max_score: float | None
-    obs_mean: Tensor | None  # set when observations were normalised (obs/next_obs already are)
-    obs_std: Tensor | None
-    env_spec: EnvSpec | None = None  # the full evaluation spec (kwargs included) when the dataset has one
-    ref_source: str = "none"  # where ref_min/max_score come from: "d4rl" (D4RL's table), "dataset" or "none"
-    dataset_ref_min_score: float | None = None  # the dataset's own references (metadata), None when it has none
-    dataset_ref_max_score: float | None = None
-    content_hash: str = ""  # 16 hex digits of sha256 over the transitions as read (see content_hash)
-
-    @property
-    def obs_dim(self) -> int:
-        return self.obs.shape[1]
-
-    @property
-    def act_dim(self) -> int:
-        return self.action.shape[1]
-
-    @property
-    def device(self) -> torch.device:
-        return self.obs.device
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """A uniform minibatch drawn on the data's device (the generator must live on that device); "index" holds
-        the transitions' dataset indices (LongTensor [B])."""
-        idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device, generator=generator)
-        return {"obs": self.obs[idx], "action": self.action[idx], "reward": self.reward[idx],
-                "next_obs": self.next_obs[idx], "terminal": self.terminal[idx], "index": idx}
-
-    def normalize(self, obs: Tensor) -> Tensor:
-        """Apply the saved observation statistics (identity when there are none)."""
-        if self.obs_mean is None or self.obs_std is None:
-            return obs
-        return (obs - self.obs_mean.to(obs.device)) / self.obs_std.to(obs.device)
-
-    def to(self, device: str | torch.device) -> OfflineData:
-        """A copy with every tensor on `device`."""
-        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
-                 if isinstance(getattr(self, f.name), Tensor)}
-        return replace(self, **moved)
 
 
 def _one_line(err: BaseException) -> str:
@@ -296,7 +231,7 @@ def _normalized(data: OfflineData) -> OfflineData:
 
 
 def _load_toy(dataset_id: str, scaling: str) -> OfflineData:
-    from genrl_core import bandits
+    from genrl_core.data import bandits
 
     data = bandits.DATASETS[dataset_id]()
     data = replace(data, content_hash=content_hash({k: getattr(data, k) for k in TRANSITION_KEYS}))
@@ -310,14 +245,14 @@ def load(dataset_id: str, device: str | torch.device = "cpu", reward_scaling: st
          normalize_obs: bool = False, download: bool = False) -> OfflineData:
     """Load a Minari dataset, a D4RL file (d4rl/<env>-<kind>-v<n>, from D4RL_DATASETS_PATH; `download` does not
     apply) or a toy/... bandit as transition tensors on `device`."""
-    from genrl_core import bandits
+    from genrl_core.data import bandits
 
     scaling = resolve_scaling(dataset_id, reward_scaling)
     if dataset_id in bandits.DATASETS:
         data = _load_toy(dataset_id, scaling)
     else:
         if dataset_id.startswith("d4rl/"):
-            from genrl_core import d4rl
+            from genrl_core.data import d4rl
 
             arrays, returns, spec = d4rl.read(dataset_id)
             metadata: dict = {}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from genrl_core.common import ema_update, frozen_copy
-from genrl_core.networks import DoubleQNet, VNet
+from genrl_core.generative.networks import DoubleQNet, VNet
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Make D4RL-style datasets for any Gymnasium continuous-control env, saved as real Minari datasets.
 
-A compact SAC (genrl_core.sac) is trained online for `total_steps`, with a checkpoint evaluated
+A compact SAC (genrl_core.data.sac) is trained online for `total_steps`, with a checkpoint evaluated
 `n_checkpoints` times along the way. Then, as in D4RL:
   random         uniform random actions
   medium         the checkpoint whose return is closest to random + medium_fraction * (expert - random)
@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genrl_core.evaluation import check_env, evaluate
-from genrl_core.sac import SAC, ReplayBuffer, SACConfig, TanhGaussianActor
+from genrl_core.data.sac import SAC, ReplayBuffer, SACConfig, TanhGaussianActor
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -205,7 +205,7 @@ def _save(dataset_id: str, env_id: str, episodes: list[Episode], refs: tuple[flo
         minari.create_dataset_from_buffers(
             dataset_id, [ep.to_buffer() for ep in episodes], env=env_id, eval_env=env_id,
             algorithm_name="genrl_core SAC (datasets_local)", author="genrl_core",
-            code_permalink="genrl_core/datasets_local.py", ref_min_score=refs[0], ref_max_score=refs[1],
+            code_permalink="genrl_core/data/making.py", ref_min_score=refs[0], ref_max_score=refs[1],
             num_episodes_average_score=n_ref, description=description)
 
 
@@ -290,7 +290,7 @@ def make_datasets(env_id: str, kinds: Sequence[str], *, root_name: str | None = 
                                         refine=lambda actor: mean_return(actor, env_id, ref_episodes, seed + 7))
         for kind, dataset_id in ids.items():
             episodes = rollouts.kind(kind)
-            description = (f"{kind} data for {env_id} made by genrl_core.datasets_local: SAC {total_steps} steps "
+            description = (f"{kind} data for {env_id} made by genrl_core.data.making: SAC {total_steps} steps "
                            f"(seed {seed}), medium checkpoint at step {training.checkpoints[rollouts.medium][0]}; "
                            f"{len(episodes)} episodes, mean return {_mean(episodes):.1f}; refs random "
                            f"{refs[0]:.1f}, expert {refs[1]:.1f}; {time.perf_counter() - start:.0f} s")

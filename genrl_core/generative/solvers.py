@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from genrl_core.paths import Path
+from genrl_core.generative.paths import Path
 
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (t scalar tensor, x) -> dx/dt
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from genrl_core.networks import GaussianFourierEmbedding, make_backbone
+from genrl_core.generative.networks import GaussianFourierEmbedding, make_backbone
 
 BACKBONE_TIME_SCALE = 30.0  # std of the backbones' own Fourier time frequencies (networks.py default)
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genrl_core.networks import mlp
+from genrl_core.generative.networks import mlp
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

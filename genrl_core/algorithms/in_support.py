@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 from genrl_core.algorithms.base import Agent, PolicyConfig, make_policy
-from genrl_core.critics import CriticConfig, TDCritic, warm_start
-from genrl_core.generative import GenerativeModel
+from genrl_core.algorithms.critics import CriticConfig, TDCritic, warm_start
+from genrl_core.generative.model import GenerativeModel
 
 if TYPE_CHECKING:
-    from genrl_core.data import OfflineData
+    from genrl_core.data.loading import OfflineData
 
 CACHE_CHUNK = 65536  # behaviour samples drawn per chunk while the candidate cache is built (bounds its memory)
 CACHE_SEED_OFFSET = 1_000_003  # the cache's noise generator is seeded with seed + this (apart from the run's streams)

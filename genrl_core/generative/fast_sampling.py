@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from genrl_core import solvers
-from genrl_core.generative import GenerativeModel
-from genrl_core.networks import MLPBackbone, ResidualUNet
+from genrl_core.generative import solvers
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import MLPBackbone, ResidualUNet
 
 FAST_SOLVERS = ("euler", "midpoint", "rk4", "dpm2")
 _CACHE: "weakref.WeakKeyDictionary[GenerativeModel, FastNet]" = weakref.WeakKeyDictionary()
