@@ -35,7 +35,7 @@ demo-core: $(STAMP)
 	$(BIN)/python -m genrl_core.demo --out out/demo
 
 # one table of ceilings and hot paths (one torch thread), also written as JSON to compare across commits;
-# BENCH_FLAGS=--quick for a short run, --ray adds a smoke trial under Ray against no Ray
+# BENCH_FLAGS=--quick for a short run, --ray adds a smoke trial under Ray against no Ray, --packing packed seeds
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/speed_bench.py $(BENCH_FLAGS) --json out/speed_bench.json
 

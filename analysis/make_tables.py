@@ -23,37 +23,41 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from genrl_core import algorithms
 from tune_jobs import config as C
 from tune_jobs.results import read_rows, results_root
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
-ALGORITHMS = {"gmpo": "GMPO", "gmpg": "GMPG", "bc": "BC", "gtp": "GTP", "gtp_bc": "GTP-BC", "sfbc": "SfBC",
-              "qgpo": "QGPO", "idql": "IDQL", "srpo": "SRPO", "dql": "Diffusion-QL"}
 # Tables 3 and 11's columns: GMPO, GMPG and the baselines the paper compares them with (Appendix C.1-C.5)
 TABLE3_ALGORITHMS = ["gmpo", "gmpg", "sfbc", "qgpo", "idql", "srpo", "dql"]
 MODELS = {"vpsde": "VPSDE", "gvp": "GVP", "icfm": "I-CFM", "linear": "Linear"}
 SOLVERS = {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dpm2": "dpm_solver_2"}
 TASK_ORDER = {t: i for i, t in enumerate(C.PAPER_DATASETS)}
-ORDER = {**{k: i for i, k in enumerate(MODELS)}, **{k: i for i, k in enumerate(SOLVERS)},
-         **{k: i for i, k in enumerate(ALGORITHMS)}}
+# models' and solvers' places in the tables (algorithms': their order in the registry, genrl_core.algorithms)
+ORDER = {**{k: i for i, k in enumerate(MODELS)}, **{k: i for i, k in enumerate(SOLVERS)}}
+# how a key column's values read in a table (algorithms under their registered display names)
+NAMES: dict[str, Callable[[str], str]] = {"algorithm": algorithms.display_name, "model": lambda v: MODELS.get(v, v),
+                                          "solver": lambda v: SOLVERS.get(v, v)}
 
 
 @dataclass
 class Spec:
-    """One paper table: which sweep, which trials, row and column keys, and how to find the paper's number."""
+    """One paper table: which sweep, which trials, row (and column) keys, where the paper's numbers are, and how it
+    is filled from the trials it keeps: by `fill` when given (Tables 5 and 8), else as the grid (`grid`)."""
 
     key: str  # output file name
     title: str
     sweep: str
     rows: list[str]  # trial-summary columns that make a row
-    cols: list[str]  # trial-summary columns that make a column
+    cols: list[str]  # trial-summary columns that make a column (the grid's)
     ref_file: str  # CSV in analysis/reference
     ref_keys: Callable[[dict], dict]  # row+column values -> {reference column: value}
     keep: Callable[[pd.DataFrame], pd.Series] = field(default=lambda t: pd.Series(True, index=t.index))
+    fill: Callable[[Spec, pd.DataFrame], Table] | None = None  # (spec, kept trials) -> table; None: the grid
 
 
 def _alg(v: dict) -> str:
-    return ALGORITHMS.get(v["algorithm"], v["algorithm"])
+    return algorithms.display_name(v["algorithm"])
 
 
 def _model(v: dict) -> str:
@@ -75,32 +79,9 @@ def _table3_keys(v: dict) -> dict:
     return {**keys, "model": _model(v)} if v["algorithm"] in ("gmpo", "gmpg") else keys
 
 
-SPECS = [
-    Spec("table3", "Table 3: D4RL locomotion, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
-         ["algorithm", "model"], "table3_d4rl_locomotion.csv", _table3_keys, _locomotion),
-    Spec("table6", "Table 6: GMPG training solver steps T", "steps_ablation", ["task", "algorithm", "model"],
-         ["train_steps"], "table6_gmpg_sampling_steps.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "train_steps_T": v["train_steps"]}),
-    Spec("table10", "Table 10: generative model types", "model_ablation", ["task"],
-         ["algorithm", "model", "prediction"],
-         "table10_model_types.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "function": v["prediction"]}),
-    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
-         ["algorithm", "model"], "table11_antmaze.csv", _table3_keys, _antmaze),
-    Spec("table12", "Table 12: temperature beta", "beta_ablation", ["task", "algorithm", "model"], ["beta"],
-         "table12_beta.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "beta": v["beta"]}),
-    Spec("table13", "Table 13: sampling solvers", "solver_ablation", ["task", "algorithm", "model"],
-         ["solver", "sampling_steps"], "table13_solvers.csv",
-         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v),
-                    "solver": SOLVERS.get(v["solver"], v["solver"]), "steps": v["sampling_steps"]}),
-    Spec("gtp_table1", "GTP Table 1: behaviour cloning with Generative Trajectory Policies (GTP-BC)", "benchmark",
-         ["task"], ["algorithm"], "gtp_table1_bc.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
-         lambda t: t["algorithm"] == "gtp_bc"),
-    Spec("gtp_table2", "GTP Table 2: offline RL with Generative Trajectory Policies", "benchmark", ["task"],
-         ["algorithm"], "gtp_table2_offline_rl.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
-         lambda t: t["algorithm"] == "gtp"),
-]
+def _table10_keys(v: dict) -> dict:
+    """The paper's number for a Table 10 cell (and, per task, for Table 5's averages)."""
+    return {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "function": v["prediction"]}
 
 
 # --- numbers ----------------------------------------------------------------------------------------------------
@@ -160,21 +141,37 @@ def reference(file: str) -> pd.DataFrame:
     return pd.read_csv(REFERENCE / file, dtype=str).fillna("")
 
 
-def paper_number(ref: pd.DataFrame, keys: dict) -> tuple[float, float]:
-    """(mean, std) of the reference row matching keys; NaNs where the paper has none."""
+def reference_row(ref: pd.DataFrame, keys: dict) -> pd.Series | None:
+    """The first reference row matching keys (compared in _norm's text form), or None."""
     hit = ref
     for column, value in keys.items():
         hit = hit[hit[column].map(_norm) == _norm(value)]
-    if hit.empty:
+    return None if hit.empty else hit.iloc[0]
+
+
+def paper_number(ref: pd.DataFrame, keys: dict) -> tuple[float, float]:
+    """(mean, std) of the reference row matching keys; NaNs where the paper has none."""
+    row = reference_row(ref, keys)
+    if row is None:
         return math.nan, math.nan
-    row = hit.iloc[0]
     return float(row["mean"]), float(row["std"]) if row.get("std", "") != "" else math.nan
+
+
+def _rank(value: str) -> int:
+    """A string key's place: a task's in the paper, an algorithm's in the registry, a model's or solver's; else 99."""
+    order = algorithms.in_order()
+    return TASK_ORDER[value] if value in TASK_ORDER else order.index(value) if value in order else ORDER.get(value, 99)
 
 
 def _sort_key(value) -> tuple:
     if isinstance(value, str):
-        return (TASK_ORDER.get(value, ORDER.get(value, 99)), value)
+        return (_rank(value), value)
     return (0, float(value))
+
+
+def _sorted_groups(t: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    """t's groups by keys, in the tables' order."""
+    return sorted(t.groupby(keys), key=lambda kv: tuple(map(_sort_key, kv[0])))
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -191,9 +188,15 @@ class Table:
     caption: str
 
 
+def _name(column: str, value) -> str:
+    """A key column's value as a table shows it: a name from NAMES, the value itself, or a number's _norm form."""
+    if not isinstance(value, str):
+        return _norm(value)
+    return NAMES[column](value) if column in NAMES else value
+
+
 def _label(columns: list[str], values: tuple) -> str:
-    names = {"algorithm": ALGORITHMS, "model": MODELS, "solver": SOLVERS}
-    parts = [names.get(c, {}).get(v, v) if isinstance(v, str) else _norm(v) for c, v in zip(columns, values)]
+    parts = [_name(c, v) for c, v in zip(columns, values)]
     if columns == ["beta"]:
         return f"beta={parts[0]}"
     if columns == ["train_steps"]:
@@ -272,20 +275,15 @@ def _caption(t: pd.DataFrame, title: str) -> str:
             f"{_provenance(t)}{_departures(t)}")
 
 
-def build(spec: Spec, t: pd.DataFrame) -> Table | None:
-    """The filled table of a spec, or None when its sweep has no finished trials for it."""
-    if t.empty:
-        return None
-    t = t[spec.keep(t)] if len(t) else t
-    if t.empty:
-        return None
+def grid(spec: Spec, t: pd.DataFrame) -> Table:
+    """A spec's trials as a grid: a row per spec.rows key, a column per spec.cols key, each cell beside the paper."""
     ref = reference(spec.ref_file)
     row_keys = sorted({tuple(r) for r in t[spec.rows].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
     col_keys = sorted({tuple(r) for r in t[spec.cols].itertuples(index=False)}, key=lambda k: tuple(map(_sort_key, k)))
     header = [c.capitalize() for c in spec.rows] + [_label(spec.cols, c) for c in col_keys]
     body, body_tex, partial = [], [], False
     for rk in row_keys:
-        names = [ALGORITHMS.get(v, MODELS.get(v, v)) if isinstance(v, str) else _norm(v) for v in rk]
+        names = [_name(c, v) for c, v in zip(spec.rows, rk)]
         line, line_tex = list(names), list(names)
         for ck in col_keys:
             values = dict(zip(spec.rows + spec.cols, rk + ck))
@@ -300,55 +298,87 @@ def build(spec: Spec, t: pd.DataFrame) -> Table | None:
     return Table(spec.key, spec.title, header, body, body_tex, caption)
 
 
-def table5(t: pd.DataFrame) -> Table | None:
-    """Table 5: Table 10 averaged over the tasks the sweep covers (the paper's average over the same tasks)."""
-    if t.empty:
-        return None
-    ref = reference("table10_model_types.csv")
-    body, body_tex, tasks = [], [], sorted(t["task"].unique(), key=_sort_key)
-    partial = False
-    for (algo, model, pred), g in sorted(t.groupby(["algorithm", "model", "prediction"]),
-                                         key=lambda kv: tuple(map(_sort_key, kv[0]))):
+def average_over_tasks(spec: Spec, t: pd.DataFrame) -> Table:
+    """Table 5's form: a row per spec.rows key, its one cell averaged over the tasks t covers (the paper's number:
+    its average over the same tasks)."""
+    ref = reference(spec.ref_file)
+    body, tasks, partial = [], sorted(t["task"].unique(), key=_sort_key), False
+    for key, g in _sorted_groups(t, spec.rows):
+        values = dict(zip(spec.rows, key))
         per_task = finished(g).groupby("task")[["final_score", "best_score"]].mean()
-        papers = [paper_number(ref, {"task": task, "algorithm": ALGORITHMS.get(algo, algo),
-                                     "model": MODELS.get(model, model), "function": pred})[0] for task in tasks]
+        papers = [paper_number(ref, spec.ref_keys({**values, "task": task}))[0] for task in tasks]
         paper = float(np.mean(papers)) if not any(math.isnan(p) for p in papers) else math.nan
         cell = (f"{_fmt(per_task['final_score'].mean(), math.nan)} / {_fmt(per_task['best_score'].mean(), math.nan)}"
                 f"{_partial(g)}")
         partial = partial or bool(_partial(g))
-        names = [ALGORITHMS.get(algo, algo), MODELS.get(model, model), pred]
+        names = [_name(c, v) for c, v in values.items()]
         body.append(names + [cell + (f" [{paper:.1f}]" if not math.isnan(paper) else "")])
-        body_tex.append(body[-1])
-    title = "Table 5: model types, average over tasks"
     scale = score_scale(t)
-    caption = (f"{title} ({len(tasks)} task(s): {', '.join(tasks)}). {scale[:1].upper() + scale[1:]}. Each cell: "
+    caption = (f"{spec.title} ({len(tasks)} task(s): {', '.join(tasks)}). {scale[:1].upper() + scale[1:]}. Each cell: "
                f"final evaluation "
                f"(the trial's last) / best evaluation (its highest during training), the mean over tasks of the seed "
                f"means [paper's average over the same tasks]. {_provenance(t)}" + (PARTIAL_NOTE if partial else ""))
-    return Table("table5", title, ["Algorithm", "Model", "Prediction", "Average"], body, body_tex, caption)
+    header = [c.capitalize() for c in spec.rows] + ["Average"]
+    return Table(spec.key, spec.title, header, body, body, caption)
 
 
-def table8(rows: pd.DataFrame) -> Table | None:
-    """Table 8: the beta tune_beta found per (task, algorithm) against the paper's."""
-    t = trials(rows)
-    if t.empty:
-        return None
-    ref = reference("table8_beta_per_task.csv")
+def best_beta(spec: Spec, t: pd.DataFrame) -> Table:
+    """Table 8's form: per spec.rows key (with an algorithm), the beta of its best trial against the paper's (the
+    reference row of spec.ref_keys, column beta_<algorithm>)."""
+    ref = reference(spec.ref_file)
     body = []
-    for (task, algo), g in sorted(t.groupby(["task", "algorithm"]), key=lambda kv: tuple(map(_sort_key, kv[0]))):
+    for key, g in _sorted_groups(t, spec.rows):
+        values = dict(zip(spec.rows, key))
         ok = finished(g)  # diverged or failed trials have no final score to rank by
         done = ok[ok["stop_reason"] == "completed"]  # trials ASHA let run to the end
         pool = done if len(done) else ok
         best = pool.loc[pool["final_score"].idxmax()] if len(pool) else None
         found = ["–", "–"] if best is None else [f"{best['beta']:.3g}", f"{best['final_score']:.1f}"]
-        hit = ref[ref["task"] == task]
-        paper = hit.iloc[0].get(f"beta_{algo}", "") if len(hit) else ""
-        body.append([task, ALGORITHMS.get(algo, algo), *found, str(len(g)), paper or "–"])
-    title = "Table 8: beta per task found by OptunaSearch + ASHA"
-    header = ["Task", "Algorithm", "beta found", "final score", "trials", "paper beta"]
-    caption = (f"{title}: the beta of the trial with the best final evaluation (the trial's last) among those ASHA "
-               f"ran to the end, whose final score is given as {score_scale(t)}. {_provenance(t)}")
-    return Table("table8", title, header, body, body, caption)
+        row = reference_row(ref, spec.ref_keys(values))
+        paper = row.get(f"beta_{values['algorithm']}", "") if row is not None else ""
+        body.append([_name(c, v) for c, v in values.items()] + [*found, str(len(g)), paper or "–"])
+    header = [c.capitalize() for c in spec.rows] + ["beta found", "final score", "trials", "paper beta"]
+    caption = (f"{spec.title}: the beta of the trial with the best final evaluation (the trial's last) among those "
+               f"ASHA ran to the end, whose final score is given as {score_scale(t)}. {_provenance(t)}")
+    return Table(spec.key, spec.title, header, body, body, caption)
+
+
+SPECS = [  # in the papers' order
+    Spec("table3", "Table 3: D4RL locomotion, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
+         ["algorithm", "model"], "table3_d4rl_locomotion.csv", _table3_keys, _locomotion),
+    Spec("table5", "Table 5: model types, average over tasks", "model_ablation", ["algorithm", "model", "prediction"],
+         [], "table10_model_types.csv", _table10_keys, fill=average_over_tasks),
+    Spec("table6", "Table 6: GMPG training solver steps T", "steps_ablation", ["task", "algorithm", "model"],
+         ["train_steps"], "table6_gmpg_sampling_steps.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "train_steps_T": v["train_steps"]}),
+    Spec("table8", "Table 8: beta per task found by OptunaSearch + ASHA", "tune_beta", ["task", "algorithm"], [],
+         "table8_beta_per_task.csv", lambda v: {"task": v["task"]}, fill=best_beta),
+    Spec("table10", "Table 10: generative model types", "model_ablation", ["task"],
+         ["algorithm", "model", "prediction"], "table10_model_types.csv", _table10_keys),
+    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
+         ["algorithm", "model"], "table11_antmaze.csv", _table3_keys, _antmaze),
+    Spec("table12", "Table 12: temperature beta", "beta_ablation", ["task", "algorithm", "model"], ["beta"],
+         "table12_beta.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "beta": v["beta"]}),
+    Spec("table13", "Table 13: sampling solvers", "solver_ablation", ["task", "algorithm", "model"],
+         ["solver", "sampling_steps"], "table13_solvers.csv",
+         lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v),
+                    "solver": SOLVERS.get(v["solver"], v["solver"]), "steps": v["sampling_steps"]}),
+    Spec("gtp_table1", "GTP Table 1: behaviour cloning with Generative Trajectory Policies (GTP-BC)", "benchmark",
+         ["task"], ["algorithm"], "gtp_table1_bc.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
+         lambda t: t["algorithm"] == "gtp_bc"),
+    Spec("gtp_table2", "GTP Table 2: offline RL with Generative Trajectory Policies", "benchmark", ["task"],
+         ["algorithm"], "gtp_table2_offline_rl.csv", lambda v: {"task": v["task"], "algorithm": _alg(v)},
+         lambda t: t["algorithm"] == "gtp"),
+]
+
+
+def build(spec: Spec, t: pd.DataFrame) -> Table | None:
+    """The filled table of a spec from its sweep's trials t, or None when t has no trials the spec keeps."""
+    if t.empty:
+        return None
+    t = t[spec.keep(t)]
+    return None if t.empty else (spec.fill or grid)(spec, t)
 
 
 def markdown(table: Table) -> str:
@@ -376,18 +406,8 @@ def latex(table: Table) -> str:
 def all_tables(rows: pd.DataFrame) -> list[Table]:
     """Every table the results cover, in the papers' order."""
     by_sweep = {s: trials(g) for s, g in rows.groupby("sweep")} if len(rows) else {}
-    out = []
-    for spec in SPECS:
-        table = build(spec, by_sweep.get(spec.sweep, pd.DataFrame()))
-        if table is not None:
-            out.append(table)
-        if spec.key == "table10" and "model_ablation" in by_sweep:
-            t5 = table5(by_sweep["model_ablation"])
-            out += [t5] if t5 is not None else []
-    if len(rows) and "tune_beta" in set(rows["sweep"]):
-        t8 = table8(rows[rows["sweep"] == "tune_beta"])
-        out += [t8] if t8 is not None else []
-    return sorted(out, key=lambda t: (t.key.startswith("gtp"), int("".join(filter(str.isdigit, t.key)) or 0)))
+    tables = [build(spec, by_sweep.get(spec.sweep, pd.DataFrame())) for spec in SPECS]
+    return [table for table in tables if table is not None]
 
 
 # --- plots -------------------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import agent_for, markdown_table
+
 DATASET = "local/hopper/medium-v0"
 _NET = {"backbone": "mlp", "widths": (256, 256, 256), "sampling_steps": 31, "loglik_steps": 8}
 _GMPG = {**_NET, "path": "vpsde", "beta": 20.0, "lr": 3e-5, "critic_lr": 3e-4, "train_steps": 16}
@@ -66,15 +68,14 @@ def pretrain(seed: int, out: Path, steps: int) -> Path:
     import torch
 
     from genrl_core.common import seed_everything
-    from genrl_core.critics import pretrain_iql
-    from genrl_core.data import load
-    from genrl_core.train import build_agent
+    from genrl_core.algorithms.critics import pretrain_iql
+    from genrl_core.data.loading import load
 
     path = out / f"critic-{steps}-s{seed}.pt"
     if not path.exists():
         gen = seed_everything(seed)
         data = load(DATASET)
-        agent = build_agent("gmpo", data.obs_dim, data.act_dim, {"critic_lr": 3e-4})
+        agent = agent_for("gmpo", data, {"critic_lr": 3e-4})
         pretrain_iql(agent.critic, lambda: data.sample(256, gen), steps)
         out.mkdir(parents=True, exist_ok=True)
         torch.save(agent.critic.state_dict(), path)
@@ -82,7 +83,7 @@ def pretrain(seed: int, out: Path, steps: int) -> Path:
 
 
 def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int) -> None:
-    from genrl_core.train import train
+    from genrl_core.run.training import train
 
     table = variants(steps)
     for job in jobs:
@@ -100,8 +101,7 @@ def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int) 
 
 def summary(out: Path, steps: int) -> str:
     """Markdown: per variant, the final and best D4RL-normalised score over its finished seeds (mean +- std)."""
-    lines = ["| variant | seeds | final score | best score (policy phase) | evaluations it is the best of | "
-             "final per seed | steps |", "|---|---|---|---|---|---|---|"]
+    cells = []
     for name in variants(1):
         runs = sorted(out.glob(f"{name}-s*/metrics.jsonl"))
         rows = [[json.loads(x) for x in open(r)] for r in runs]
@@ -112,18 +112,20 @@ def summary(out: Path, steps: int) -> str:
         # best: over the policy phase's evaluations only (mu, or the untrained policy, acted before it)
         best = np.array([max(x["score_mean"] for x in r if x["phase"] == "policy") for r in rows])
         evals = sum(x["phase"] == "policy" for x in rows[0])
-        lines.append(f"| {name} | {len(rows)} | {final.mean():.1f} +- {final.std():.1f} | {best.mean():.1f} +- "
-                     f"{best.std():.1f} | {evals} | {' / '.join(f'{v:.1f}' for v in final)} | "
-                     f"{'/'.join(str(r[-1]['step']) for r in rows)} |")
+        cells.append([name, str(len(rows)), f"{final.mean():.1f} +- {final.std():.1f}",
+                      f"{best.mean():.1f} +- {best.std():.1f}", str(evals), " / ".join(f"{v:.1f}" for v in final),
+                      "/".join(str(r[-1]["step"]) for r in rows)])
     from genrl_core.evaluation import dataset_score
 
+    lines = markdown_table(["variant", "seeds", "final score", "best score (policy phase)",
+                            "evaluations it is the best of", "final per seed", "steps"], cells)
     lines.append(f"\nThe dataset's own episodes score {dataset_score(DATASET):.1f} (D4RL-normalised).")
     return "\n".join(lines)
 
 
 def returns_to_go(dataset: str, gamma: float) -> tuple[object, np.ndarray]:
     """The loaded dataset (rewards scaled as in training) and each transition's discounted return-to-go G."""
-    from genrl_core.data import load
+    from genrl_core.data.loading import load
 
     data = load(dataset)
     reward, terminal = data.reward.numpy(), data.terminal.numpy()
@@ -141,14 +143,12 @@ def critic_check(out: Path, name: str, steps: int) -> str:
     correlation of Q(s, a) with G, and of A = Q - V with G - V (does the advantage rank the dataset's actions?)."""
     import torch
 
-    from genrl_core.train import build_agent
-
     algo, overrides = variants(steps)[name]
     data, g = returns_to_go(DATASET, overrides.get("gamma", 0.99))
     lines = [f"{name}: critic against Monte-Carlo returns-to-go on {len(data)} transitions (episodes mostly end by "
              f"falling, so G is the behaviour's Q up to truncation)"]
     for ckpt in sorted(out.glob(f"{name}-s*/checkpoint.pt")):
-        agent = build_agent(algo, data.obs_dim, data.act_dim, overrides)
+        agent = agent_for(algo, data, overrides)
         state = torch.load(ckpt, weights_only=True)
         agent.load_full_state(state["agent"])
         with torch.no_grad():

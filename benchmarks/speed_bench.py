@@ -2,25 +2,35 @@
 and every hot path against them. Prints one table and writes JSON (`--json PATH`) to compare across commits.
 
     .venv/bin/python benchmarks/speed_bench.py --quick          # a few minutes on 2 CPUs
-    .venv/bin/python benchmarks/speed_bench.py --ray --json out/speed.json
+    .venv/bin/python benchmarks/speed_bench.py --ray --packing --json out/speed.json
+    .venv/bin/python benchmarks/speed_bench.py --smoke          # tiny sizes, seconds: checks that every section runs
 
-Sections: ceiling (a large float32 and bfloat16 matmul; on CPU the read bandwidth of a buffer bigger than L2, on CUDA
-a device-to-device copy), updates in fp32 and bf16 (matmul FLOPs per update counted from the network shapes by torch's
-FlopCounterMode, achieved FLOP/s, fraction of the ceilings; on CPU also the matmuls' own rate inside the update, which
-bounds it), sampling (plain and fast samplers per solver, step count and batch; latency and its ratio to the FLOP floor
-= FLOPs / ceiling, and on CPU to the weight-streaming floor = network calls x weight bytes / read bandwidth; CUDA-graph
-sampler on a GPU), log_prob (time, with backward), likelihood accuracy per cost (error against a converged reference,
-per solver and step count), GMPG (two passes against a three-pass version of the same code, with the ratios the
-passes' costs and FLOP counts allow; peak memory at T = 32, 100, 1000 with gradient checkpointing), and optionally
-(--ray) one smoke trial under Ray against the same run without Ray. Headline CPU figures use one torch thread
-(--threads).
+Sections (--only picks some; the ceiling always runs):
+- ceiling: a large float32 and bfloat16 matmul; on CPU the read bandwidth of a buffer bigger than L2, on CUDA a
+  device-to-device copy.
+- update: IQL's critic and every algorithm's update in its main (policy) phase, in fp32 and bf16: matmul FLOPs per
+  update counted from the network shapes by torch's FlopCounterMode, achieved FLOP/s, fraction of the ceilings; on CPU
+  also the matmuls' own rate inside the update, which bounds it; for SfBC / QGPO the time to draw their candidate
+  cache. (BC's update is the generative model's loss + backward + Adam step.)
+- act: actions/s of every algorithm's act() at batch 1 and 256 (GTP also at K = 1 and 2 flow-map jumps).
+- gtp: GTP's update with the surrogate teacher against the ODE-solver teacher (the teacher ablation of its Table 3).
+- sample: plain and fast samplers per solver, step count and batch: latency and its ratio to the FLOP floor
+  (FLOPs / ceiling) and on CPU to the weight-streaming floor (network calls x weight bytes / read bandwidth);
+  samples/s at a large batch; the CUDA-graph sampler on a GPU.
+- log_prob: time, with backward. loglik: likelihood error per solver and step count against a converged reference.
+- gmpg: two passes against a three-pass version of the same code, with the ratios the passes' costs and FLOP counts
+  allow; peak memory at T = 32, 100, 1000 with gradient checkpointing.
+- packing (--packing): total updates/s of N seeds packed into one model against one unpacked seed.
+- ray (--ray): one smoke trial under Ray against the same run without Ray.
+Headline CPU figures use one torch thread (--threads).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,221 +39,240 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import (ACT, OBS, REPO, Table, agent_for, batch_of, environment, flops_of, hopper_agent, hopper_model,
+                    interleaved, matmul_profile, random_data, seconds, set_threads, sync, timed, with_cache)
+from genrl_core import algorithms
+from genrl_core.generative.fast_sampling import CudaGraphSampler, fast_sample
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import PRECISIONS, precision_context
+from genrl_core.run.packing import build_pack
+from genrl_core.run.training import train_steps
 
-from genrl_core import algorithms  # noqa: E402
-from genrl_core.fast_sampling import CudaGraphSampler, fast_sample  # noqa: E402
-from genrl_core.generative import GenerativeModel  # noqa: E402
-from genrl_core.networks import PRECISIONS, ResidualUNet, precision_context  # noqa: E402
-from genrl_core.train import build_agent  # noqa: E402
-from baseline_bench import with_cache  # noqa: E402  (benchmarks/ is on sys.path)
-
-OBS, ACT = 11, 3
-ROWS: list[tuple[str, str, str]] = []  # (section, what, figures) for the printed table
-
-
-def row(section: str, what: str, figures: str) -> None:
-    """Add one line to the table (and echo it, so a long run shows progress)."""
-    ROWS.append((section, what, figures))
-    print(f"  {section:<9} {what:<44} {figures}", flush=True)
+TABLE = Table()
+row = TABLE.row
+SECTIONS = ("ceiling", "update", "act", "gtp", "sample", "log_prob", "loglik", "gmpg", "packing", "ray")
+OPT_IN = ("packing", "ray")  # run only when asked for (--packing, --ray, --only)
 
 
-# --- timing helpers ---------------------------------------------------------------------------------------------
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def seconds(fn: Callable[[], Any], device: str, reps: int, warmup: int = 1) -> float:
-    """Median seconds per call of fn over `reps` timed calls (after warm-up)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+@dataclasses.dataclass(frozen=True)
+class Packing:
+    """What the packing section times: algorithms x models x pack sizes."""
+    algos: tuple[str, ...] = ("bc", "gmpo")
+    models: tuple[str, ...] = ("mlp64", "mlp256", "resunet")
+    packs: tuple[int, ...] = (1, 4, 8)
+    batch: int = 256
+    steps: int = 30  # updates per timed call
+    reps: int = 5
+    rows: int = 100_000  # transitions of the random dataset
 
 
-def interleaved(fns: list[Callable[[], Any]], device: str, reps: int, warmup: bool = True) -> list[float]:
-    """Median seconds per call of each fn, timed in turn (a b a b ...) so that a drift of the machine's speed
-    falls on all of them alike."""
-    for fn in fns if warmup else []:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, out in zip(fns, times):
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            out.append(time.perf_counter() - t0)
-    return [sorted(t)[len(t) // 2] for t in times]
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Sizes and repetitions of one run (PRESETS: full, quick, smoke)."""
+    reps: int = 7  # timed calls per ceiling, update and GTP figure
+    matmul_n: int = 2048  # side of the ceiling's square matmul (doubled on CUDA)
+    update_batch: int = 4096
+    small_batch: int = 256  # GMPG's update solves two ODEs of T steps with a divergence each: timed at this batch
+    gmpg_steps: int = 32  # GMPG's T in the update and pass timings
+    act_batch: int = 256  # states per act() call (also timed at 1)
+    gtp_batch: int = 256
+    sample_batches: tuple[int, ...] = (1, 256)
+    sample_steps: tuple[int, ...] = (1, 2, 5, 10, 32)
+    sample_reps: int = 20  # timed calls per sampling and act figure (a quarter of them above batch 1)
+    throughput: tuple[int, int] = (4096, 32)  # (batch, steps) of the samples/s rows
+    log_prob_batch: int = 256
+    log_prob_steps: int = 32
+    log_prob_reps: int = 3
+    loglik_iters: int = 400  # fitting steps of the model whose likelihood is checked
+    loglik_states: int = 64
+    loglik_ref_steps: int = 512  # RK4 steps of the reference (checked against half as many)
+    loglik_steps: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    gmpg_batch: int = 256  # batch of the two- vs three-pass timing
+    gmpg_reps: int = 5
+    memory_batch: int = 64
+    memory_steps: tuple[int, ...] = (32, 100, 1000)  # T of the peak-memory rows (also without checkpoints to 100)
+    packing: Packing = Packing()
 
 
-class _FlopCount(TorchDispatchMode):
-    """Sums torch's FLOP formulas (matmuls, from operand shapes) over every op dispatched, backward included, and the
-    seconds spent inside those ops (CPU: ops run synchronously)."""
-
-    def __init__(self):
-        super().__init__()
-        self.total, self.seconds = 0, 0.0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        formula = flop_registry.get(func._overloadpacket)
-        t0 = time.perf_counter()
-        out = func(*args, **kwargs)
-        if formula is not None:
-            self.seconds += time.perf_counter() - t0
-            self.total += formula(*args, **kwargs, out_val=out)
-        return out
-
-
-def flops_of(fn: Callable[[], Any]) -> int:
-    """Matmul FLOPs of one call of fn, counted from the operand shapes."""
-    return matmul_profile(fn)[0]
-
-
-def matmul_profile(fn: Callable[[], Any], reps: int = 1) -> tuple[int, float]:
-    """(matmul FLOPs, seconds inside the matmuls) of one call of fn (fewest seconds over reps calls). The FLOPs over
-    those seconds is the matmuls' own rate: the rate the whole call would reach if everything else in it cost nothing
-    (CPU only)."""
-    counts = []
-    for _ in range(reps):
-        with _FlopCount() as counter:
-            fn()
-        counts.append((int(counter.total), counter.seconds))
-    return min(counts, key=lambda c: c[1])
+PRESETS = {
+    "full": Settings(),
+    "quick": Settings(reps=3, update_batch=1024, sample_steps=(1, 5, 32), sample_reps=5, throughput=(1024, 5),
+                      log_prob_reps=1, loglik_iters=150, loglik_steps=(2, 4, 8, 16, 32, 64), gmpg_batch=64,
+                      gmpg_reps=1, memory_batch=32,
+                      packing=Packing(models=("mlp256",), packs=(1, 4), steps=10, reps=3)),
+    "smoke": Settings(reps=1, matmul_n=256, update_batch=16, small_batch=16, gmpg_steps=2, act_batch=4, gtp_batch=8,
+                      sample_batches=(1, 4), sample_steps=(1, 2), sample_reps=1, throughput=(8, 1),
+                      log_prob_batch=8, log_prob_steps=2, log_prob_reps=1, loglik_iters=2, loglik_states=8,
+                      loglik_ref_steps=8, loglik_steps=(1, 2), gmpg_batch=8, gmpg_reps=1, memory_batch=4,
+                      memory_steps=(2,),
+                      packing=Packing(algos=("bc",), models=("mlp64",), packs=(1, 2), batch=8, steps=2, reps=1,
+                                      rows=64)),
+}
 
 
 # --- ceilings ---------------------------------------------------------------------------------------------------
 
-def big_matmul(device: str, dtype: torch.dtype = torch.float32) -> tuple[Callable[[], Any], int]:
-    """(a large square matmul in `dtype`, its FLOPs)."""
-    n = 4096 if device.startswith("cuda") else 2048
+def big_matmul(device: str, n: int, dtype: torch.dtype = torch.float32) -> tuple[Callable[[], Any], int]:
+    """(a square matmul of side n in `dtype`, doubled on CUDA; its FLOPs)."""
+    n = 2 * n if device.startswith("cuda") else n
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     return (lambda: a @ b), 2 * n ** 3
 
 
-def matmul_rate(device: str, reps: int, dtype: torch.dtype = torch.float32) -> float:
+def matmul_rate(device: str, n: int, reps: int, dtype: torch.dtype = torch.float32) -> float:
     """FLOP/s of a large square matmul in `dtype` (median of reps)."""
-    fn, flops = big_matmul(device, dtype)
+    fn, flops = big_matmul(device, n, dtype)
     return flops / seconds(fn, device, reps)
 
 
-def ceilings(device: str, quick: bool) -> dict[str, float]:
-    """The machine's float32 and bfloat16 matmul FLOP rates (best of two measurements each) and, on CUDA, copy
-    bandwidth."""
-    n = 4096 if device.startswith("cuda") else 2048
-    out = {"matmul_flops": max(matmul_rate(device, 3 if quick else 7) for _ in range(2)),
-           "matmul_flops_bf16": max(matmul_rate(device, 3 if quick else 7, torch.bfloat16) for _ in range(2))}
+def ceilings(device: str, s: Settings, reps: int) -> dict[str, float]:
+    """The machine's float32 and bfloat16 matmul FLOP rates (best of two measurements each) and, on CPU, the read
+    bandwidth; on CUDA, the copy bandwidth."""
+    n = 2 * s.matmul_n if device.startswith("cuda") else s.matmul_n
+    out = {"matmul_flops": max(matmul_rate(device, s.matmul_n, reps) for _ in range(2)),
+           "matmul_flops_bf16": max(matmul_rate(device, s.matmul_n, reps, torch.bfloat16) for _ in range(2))}
     row("ceiling", f"float32 matmul {n}^3", f"{out['matmul_flops'] / 1e9:8.1f} GFLOP/s")
     row("ceiling", f"bfloat16 matmul {n}^3", f"{out['matmul_flops_bf16'] / 1e9:8.1f} GFLOP/s")
     if not device.startswith("cuda"):  # weights of a batch-1 network call stream from here (bigger than L2)
         x = torch.randn(8 * 2 ** 20, device=device)
         out["read_bytes_per_s"] = x.numel() * 4 / seconds(lambda: x.sum(), device, 21, warmup=3)
         row("ceiling", "float32 read of 32 MiB (sum)", f"{out['read_bytes_per_s'] / 1e9:8.1f} GB/s")
-    if device.startswith("cuda"):
+    else:
         x = torch.empty(256 * 2 ** 20, device=device)
         y = torch.empty_like(x)
-        sec = seconds(lambda: y.copy_(x), device, 10)
-        out["copy_bytes_per_s"] = 2 * x.numel() * 4 / sec
+        out["copy_bytes_per_s"] = 2 * x.numel() * 4 / seconds(lambda: y.copy_(x), device, 10)
         row("ceiling", "device-to-device copy 1 GiB", f"{out['copy_bytes_per_s'] / 1e9:8.1f} GB/s")
     return out
 
 
 # --- updates ----------------------------------------------------------------------------------------------------
 
-def batch_of(n: int, device: str) -> dict[str, torch.Tensor]:
-    """A random hopper-sized transition batch."""
-    return {"obs": torch.randn(n, OBS, device=device), "action": torch.rand(n, ACT, device=device) * 2 - 1,
-            "reward": torch.randn(n, device=device), "next_obs": torch.randn(n, OBS, device=device),
-            "terminal": torch.zeros(n, device=device)}
+# per algorithm: config overrides putting it in its main (policy) phase
+UPDATE_SETUPS: dict[str, dict[str, Any]] = {"gmpo": {"critic_steps": 0},
+                                            "gmpg": {"behaviour_steps": 0, "critic_steps": 0}}
+UpdateCase = tuple[Callable[[], Any], int, "float | None"]  # (one update, its batch, candidate-cache seconds)
 
 
-# per algorithm: config overrides putting it in its main (policy) phase, and the batch it is timed at
-UPDATE_SETUPS: dict[str, dict[str, Any]] = {
-    "gmpo": {"critic_steps": 0},
-    "gmpg": {"behaviour_steps": 0, "critic_steps": 0, "train_steps": 32},
-}
-SMALL_BATCH = {"gmpg": 256}  # GMPG's update solves two ODEs of T steps with a divergence each: timed at 256
-
-
-def update_case(name: str, batch: int, device: str) -> tuple[Callable[[], Any], int]:
-    """(one update of algorithm `name` in its policy phase, batch size used)."""
-    batch = min(batch, SMALL_BATCH.get(name, batch))
-    cls = algorithms.get(name)[0]
-    fields = {f for f in cls.config_class.__dataclass_fields__}
-    setup = {k: v for k, v in UPDATE_SETUPS.get(name, {}).items() if k in fields}
-    agent = build_agent(name, OBS, ACT, setup).to(device)
+def update_case(name: str, s: Settings, device: str) -> UpdateCase:
+    """One update of algorithm `name` in its policy phase (step 10^6 on), its batch, and for SfBC / QGPO the seconds
+    to draw the batch's candidate cache (drawn once per dataset state, before the timed calls)."""
+    batch = min(s.update_batch, s.small_batch) if name == "gmpg" else s.update_batch
+    setup = {**UPDATE_SETUPS.get(name, {}), **({"train_steps": s.gmpg_steps} if name == "gmpg" else {})}
+    fields = set(algorithms.get(name)[0].config_class.__dataclass_fields__)
+    agent = hopper_agent(name, {k: v for k, v in setup.items() if k in fields}, device)
     data, step = batch_of(batch, device), iter(range(10 ** 6, 10 ** 7))
-    data = with_cache(agent, data)  # SfBC / QGPO: candidates drawn once per dataset state, before the timed calls
-    return (lambda: agent.update(data, next(step))), batch
+    t0 = time.perf_counter()
+    data = with_cache(agent, data)
+    sync(device)
+    cache = time.perf_counter() - t0 if "index" in data else None
+    return (lambda: agent.update(data, next(step))), batch, cache
 
 
-def iql_case(batch: int, device: str) -> tuple[Callable[[], Any], int]:
-    agent = build_agent("gmpo", OBS, ACT).to(device)
-    data = batch_of(batch, device)
-    return (lambda: agent.critic.update(data)), batch
+def iql_case(s: Settings, device: str) -> UpdateCase:
+    """One update of GMPO's IQL critic (Q and V), its batch."""
+    agent, data = hopper_agent("gmpo", {}, device), batch_of(s.update_batch, device)
+    return (lambda: agent.critic.update(data)), s.update_batch, None
 
 
-def updates(ceil: dict[str, float], device: str, batch: int, reps: int,
+def time_update(fn: Callable[[], Any], big: Callable[[], Any], device: str,
+                reps: int) -> tuple[float, float, int, float]:
+    """(seconds per update, seconds of the big matmul timed in turn with it, matmul FLOPs of one update and seconds
+    inside its matmuls); one timed call when an update takes seconds."""
+    t0 = time.perf_counter()
+    fn()  # warm-up
+    slow = time.perf_counter() - t0 > 2.0
+    big()
+    sec, big_sec = interleaved([fn, big], device, 1 if slow else reps, warmup=False)
+    fl, mm_sec = matmul_profile(fn, 1 if slow else min(reps, 3))  # warm, like the timed calls
+    return sec, big_sec, fl, mm_sec
+
+
+def update_row(name: str, batch: int, prec: str, timing: tuple[float, float, int, float], big_flops: int,
+               ceil: dict[str, float], device: str) -> dict[str, float]:
+    """The figures of one timed update (and its table row); updates ceil["matmul_flops"] to the highest reading."""
+    sec, big_sec, fl, mm_sec = timing
+    ceiling, rate = big_flops / big_sec, fl / sec
+    ceil["matmul_flops"] = max(ceil["matmul_flops"], ceiling)
+    out = {"batch": batch, "precision": prec, "flops": fl, "seconds": sec, "flops_per_s": rate,
+           "of_ceiling": rate / ceiling, "ceiling": ceiling}
+    figs = f"{sec * 1e3:8.1f} ms {fl / 1e9:7.2f} GFLOP {rate / 1e9:7.1f} GFLOP/s {100 * rate / ceiling:5.1f}% of fp32"
+    if device == "cpu":  # the matmuls' own rate bounds the update's (ops outside them would cost nothing)
+        out.update(matmul_seconds=mm_sec, matmul_of_ceiling=fl / mm_sec / ceiling)
+        figs += f" (matmuls alone {100 * fl / mm_sec / ceiling:3.0f}%)"
+    if prec == "bf16":
+        out["of_bf16_ceiling"] = rate / ceil["matmul_flops_bf16"]
+        figs += f", {100 * rate / ceil['matmul_flops_bf16']:4.1f}% of bf16"
+    row("update", f"{name} batch {batch} {prec}", figs + " ceiling")
+    return out
+
+
+def updates(ceil: dict[str, float], device: str, s: Settings,
             precisions: tuple[str, ...] = PRECISIONS) -> dict[str, dict[str, float]]:
-    """FLOPs, seconds, FLOP/s and fraction of the ceiling of each algorithm's update, per training precision (bf16:
-    the generative backbones under bfloat16 autocast, against both the float32 and the bfloat16 ceiling). The float32
-    ceiling of each row is the large matmul timed in turn with the update (a b a b ...: the machine's speed drifts by
-    10-20% within minutes here); ceil["matmul_flops"] keeps the highest reading."""
-    out, (big, big_flops) = {}, big_matmul(device)
-    cases = {"iql": lambda: iql_case(batch, device)}
-    cases.update({n: (lambda n=n: update_case(n, batch, device)) for n in algorithms.names()})
+    """Each update's figures per training precision (bf16: the generative backbones under bfloat16 autocast, against
+    both ceilings). The float32 ceiling of each row is the large matmul timed in turn with the update (the machine's
+    speed drifts by 10-20% within minutes here)."""
+    out, (big, big_flops) = {}, big_matmul(device, s.matmul_n)
+    cases: dict[str, Callable[[], UpdateCase]] = {"iql": lambda: iql_case(s, device)}
+    cases.update({n: (lambda n=n: update_case(n, s, device)) for n in algorithms.names()})
     for name, make in cases.items():
         made = None
         for prec in precisions if name != "iql" else ("fp32",):  # critics always train in float32
             try:
-                fn, b = made = made or make()
+                fn, batch, cache = made = made or make()
                 with precision_context(prec):
-                    t0 = time.perf_counter()
-                    fn()  # warm-up
-                    slow = time.perf_counter() - t0 > 2.0  # an update of seconds: one timed call is enough
-                    big()
-                    sec, big_sec = interleaved([fn, big], device, 1 if slow else reps, warmup=False)
-                    fl, mm_sec = matmul_profile(fn, 1 if slow else 3)  # warm, like the timed calls
+                    timing = time_update(fn, big, device, s.reps)
             except Exception as err:  # a baseline under construction must not stop the run
                 row("update", f"{name} {prec}", f"skipped: {type(err).__name__}: {err}"[:90])
                 continue
-            ceiling = big_flops / big_sec
-            ceil["matmul_flops"] = max(ceil["matmul_flops"], ceiling)
-            rate = fl / sec
-            out[f"{name}_{prec}"] = {"batch": b, "precision": prec, "flops": fl, "seconds": sec, "flops_per_s": rate,
-                                     "of_ceiling": rate / ceiling, "ceiling": ceiling}
-            figs = f"{sec * 1e3:8.1f} ms {fl / 1e9:7.2f} GFLOP {rate / 1e9:7.1f} GFLOP/s"
-            figs += f" {100 * rate / ceiling:5.1f}% of fp32"
-            if device == "cpu":  # the matmuls' own rate bounds the update's (ops outside them would cost nothing)
-                out[f"{name}_{prec}"]["matmul_seconds"] = mm_sec
-                out[f"{name}_{prec}"]["matmul_of_ceiling"] = fl / mm_sec / ceiling
-                figs += f" (matmuls alone {100 * fl / mm_sec / ceiling:3.0f}%)"
-            if prec == "bf16":
-                out[f"{name}_{prec}"]["of_bf16_ceiling"] = rate / ceil["matmul_flops_bf16"]
-                figs += f", {100 * rate / ceil['matmul_flops_bf16']:4.1f}% of bf16"
-            row("update", f"{name} batch {b} {prec}", figs + " ceiling")
+            out[f"{name}_{prec}"] = update_row(name, batch, prec, timing, big_flops, ceil, device)
+            if cache is not None and prec == precisions[0]:
+                out[f"{name}_{prec}"]["cache_s"] = cache
+                row("update", f"{name} candidate cache batch {batch}", f"{cache:8.2f} s (once per dataset state)")
     return out
+
+
+# --- acting and GTP ---------------------------------------------------------------------------------------------
+
+ACT_VARIANTS = {"gtp K=1": ("gtp", {"sampling_steps": 1}), "gtp K=2": ("gtp", {"sampling_steps": 2})}
+
+
+def act_rates(device: str, s: Settings) -> dict[str, dict[str, float]]:
+    """Seconds and actions/s of act() (default config, eval mode, as evaluation calls it) per algorithm at batch 1
+    and s.act_batch; GTP also at K = 1 and 2 (its default K = 5 is the plain gtp row)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, (algo, overrides) in {**{n: (n, {}) for n in algorithms.names()}, **ACT_VARIANTS}.items():
+        figs = []
+        try:
+            agent = hopper_agent(algo, overrides, device).eval()
+            for batch in (1, s.act_batch):
+                obs = torch.randn(batch, OBS, device=device)
+                sec = timed(lambda: agent.act(obs), device, max(1, s.sample_reps // (4 if batch > 1 else 1)))
+                out[f"{name.replace(' ', '_')}_b{batch}"] = {"seconds": sec, "actions_per_s": batch / sec}
+                figs.append(f"batch {batch:<4} {sec * 1e3:8.2f} ms ({batch / sec:9.1f} actions/s)")
+        except Exception as err:  # as in updates
+            figs.append(f"skipped: {type(err).__name__}: {err}"[:90])
+        row("act", name, "   ".join(figs))
+    return out
+
+
+def gtp_teachers(device: str, s: Settings) -> dict[str, float]:
+    """Seconds per GTP update with the surrogate teacher and with the ODE-solver teacher (GTPConfig.ode_steps Euler
+    steps of the EMA velocity: the teacher ablation of GTP's Table 3), timed in turn at batch s.gtp_batch."""
+    data, fns = batch_of(s.gtp_batch, device), []
+    for teacher in ("surrogate", "ode"):
+        agent, step = hopper_agent("gtp", {"teacher": teacher}, device), itertools.count()
+        fns.append(lambda agent=agent, step=step: agent.update(data, next(step)))
+    sur, ode = interleaved(fns, device, max(s.reps, s.sample_reps))
+    row("gtp", f"update batch {s.gtp_batch}: surrogate vs ODE teacher",
+        f"{sur * 1e3:8.2f} ms vs {ode * 1e3:8.2f} ms ({1 / sur:7.1f} vs {1 / ode:7.1f} updates/s, "
+        f"ODE {ode / sur:4.2f}x)")
+    return {"surrogate_s": sur, "ode_s": ode, "batch": s.gtp_batch}
 
 
 # --- sampling ---------------------------------------------------------------------------------------------------
 
-def hopper_model(path: str = "vpsde", device: str = "cpu", seed: int = 0) -> GenerativeModel:
-    """The hopper-sized velocity model (VPSDE, so that DPM-Solver applies too)."""
-    torch.manual_seed(seed)
-    return GenerativeModel(path, ResidualUNet(ACT, OBS), "velocity").to(device)
+SOLVERS = ("euler", "midpoint", "rk4", "dpm2")
 
 
 def network_calls(model: GenerativeModel, fn: Callable[[], Any]) -> int:
@@ -257,35 +286,52 @@ def network_calls(model: GenerativeModel, fn: Callable[[], Any]) -> int:
     return len(calls)
 
 
-def sampling(ceil: dict[str, float], device: str, steps_list: list[int], reps: int) -> dict[str, dict[str, float]]:
+def streamed_bytes(model: GenerativeModel) -> int:
+    """Bytes of the weights that act on x, which every network call must read (the time and condition embeddings'
+    weights need not be read per call)."""
+    embedding_only = ("t_embed.", "c_embed.", ".emb.")
+    return sum(p.numel() * p.element_size() for name, p in model.net.named_parameters()
+               if not any(part in f".{name}" for part in embedding_only))
+
+
+def sampling(ceil: dict[str, float], device: str, s: Settings) -> dict[str, dict[str, float]]:
     """Latency of plain and fast samplers per solver, step count and batch, against the FLOP floor (FLOPs / matmul
     ceiling) and, on CPU, the roofline floor: the larger of that and the weight-streaming floor (network calls x
-    bytes of the weights that act on x / read bandwidth; each call must read them all, from L3 when they do not fit
-    in L2; the time and condition embeddings' weights need not be read per call)."""
+    streamed weight bytes / read bandwidth; from L3 when the weights do not fit in L2)."""
     model, out = hopper_model(device=device), {}
-    embedding_only = ("t_embed.", "c_embed.", ".emb.")
-    weight_bytes = sum(p.numel() * p.element_size() for name, p in model.net.named_parameters()
-                       if not any(part in f".{name}" for part in embedding_only))
-    for batch in (1, 256):
+    weight_bytes = streamed_bytes(model)
+    for batch, solver, steps in itertools.product(s.sample_batches, SOLVERS, s.sample_steps):
         cond = torch.randn(batch, OBS, device=device)
-        for solver in ("euler", "midpoint", "rk4", "dpm2"):
-            for steps in steps_list:
-                fl = flops_of(lambda: model.sample(cond, solver=solver, steps=steps))
-                calls = network_calls(model, lambda: model.sample(cond, solver=solver, steps=steps))
-                r = max(2, reps // (4 if batch > 1 else 1))
-                plain = seconds(lambda: model.sample(cond, solver=solver, steps=steps), device, r)
-                fast = seconds(lambda: fast_sample(model, cond, solver=solver, steps=steps), device, r)
-                floor = fl / ceil["matmul_flops"]
-                stream = calls * weight_bytes / ceil["read_bytes_per_s"] if "read_bytes_per_s" in ceil else 0.0
-                key = f"{solver}_K{steps}_b{batch}"
-                roof = max(floor, stream)
-                out[key] = {"flops": fl, "floor_s": floor, "stream_floor_s": stream, "roofline_s": roof,
-                            "plain_s": plain, "fast_s": fast}
-                row("sample", f"{solver:<8} K={steps:<3} batch {batch:<4}",
-                    f"plain {plain * 1e3:8.2f} ms ({plain / floor:5.1f}x FLOP floor)  fast {fast * 1e3:8.2f} ms "
-                    f"({fast / floor:5.1f}x FLOP floor, {fast / roof:4.2f}x roofline)")
+        fl = flops_of(lambda: model.sample(cond, solver=solver, steps=steps))
+        calls = network_calls(model, lambda: model.sample(cond, solver=solver, steps=steps))
+        r = max(1, s.sample_reps // (4 if batch > 1 else 1))
+        plain = seconds(lambda: model.sample(cond, solver=solver, steps=steps), device, r)
+        fast = seconds(lambda: fast_sample(model, cond, solver=solver, steps=steps), device, r)
+        floor = fl / ceil["matmul_flops"]
+        stream = calls * weight_bytes / ceil["read_bytes_per_s"] if "read_bytes_per_s" in ceil else 0.0
+        roof = max(floor, stream)
+        out[f"{solver}_K{steps}_b{batch}"] = {"flops": fl, "floor_s": floor, "stream_floor_s": stream,
+                                              "roofline_s": roof, "plain_s": plain, "fast_s": fast}
+        row("sample", f"{solver:<8} K={steps:<3} batch {batch:<4}",
+            f"plain {plain * 1e3:8.2f} ms ({plain / floor:5.1f}x FLOP floor)  fast {fast * 1e3:8.2f} ms "
+            f"({fast / floor:5.1f}x FLOP floor, {fast / roof:4.2f}x roofline)")
+    out.update(throughput(model, device, *s.throughput))
     if device.startswith("cuda"):
         out.update(cuda_graph_sampling(model, ceil["matmul_flops"], device))
+    return out
+
+
+def throughput(model: GenerativeModel, device: str, batch: int, steps: int) -> dict[str, dict[str, float]]:
+    """Samples/s of the plain and fast samplers per solver at a large batch (one call each: at this size a call
+    takes long enough)."""
+    cond, out = torch.randn(batch, OBS, device=device), {}
+    for solver in SOLVERS:
+        plain = seconds(lambda: model.sample(cond, solver=solver, steps=steps), device, 1, warmup=0)
+        fast = seconds(lambda: fast_sample(model, cond, solver=solver, steps=steps), device, 1, warmup=0)
+        out[f"{solver}_K{steps}_b{batch}_throughput"] = {"plain_s": plain, "fast_s": fast,
+                                                         "fast_samples_per_s": batch / fast}
+        row("sample", f"{solver:<8} K={steps:<3} batch {batch:<5} throughput",
+            f"plain {batch / plain:10.1f} samples/s  fast {batch / fast:10.1f} samples/s ({fast * 1e3:8.1f} ms)")
     return out
 
 
@@ -302,16 +348,16 @@ def cuda_graph_sampling(model: GenerativeModel, ceiling: float, device: str) -> 
 
 # --- likelihoods ------------------------------------------------------------------------------------------------
 
-def log_prob_times(device: str, steps: int, reps: int) -> dict[str, float]:
-    """log_prob at batch 256 with `steps` Euler steps: exact and Hutchinson, without and with backward."""
-    model, out = hopper_model(device=device), {}
-    s, a = torch.randn(256, OBS, device=device), torch.randn(256, ACT, device=device)
+def log_prob_times(device: str, s: Settings) -> dict[str, float]:
+    """log_prob with s.log_prob_steps Euler steps: exact and Hutchinson, without and with backward."""
+    model, out, b, k = hopper_model(device=device), {}, s.log_prob_batch, s.log_prob_steps
+    obs, act = torch.randn(b, OBS, device=device), torch.randn(b, ACT, device=device)
     for trace in ("exact", "hutchinson"):
-        fwd = seconds(lambda: model.log_prob(a, s, steps=steps, trace=trace), device, reps)
-        bwd = seconds(lambda: model.log_prob(a, s, steps=steps, trace=trace, with_grad=True).mean().backward(),
-                      device, reps)
+        fwd = seconds(lambda: model.log_prob(act, obs, steps=k, trace=trace), device, s.log_prob_reps)
+        bwd = seconds(lambda: model.log_prob(act, obs, steps=k, trace=trace, with_grad=True).mean().backward(),
+                      device, s.log_prob_reps)
         out[f"{trace}_s"], out[f"{trace}_backward_s"] = fwd, bwd
-        row("log_prob", f"{trace} batch 256 K={steps}", f"{fwd * 1e3:8.1f} ms   with backward {bwd * 1e3:8.1f} ms")
+        row("log_prob", f"{trace} batch {b} K={k}", f"{fwd * 1e3:8.1f} ms   with backward {bwd * 1e3:8.1f} ms")
     return out
 
 
@@ -321,33 +367,33 @@ def trained_model(device: str, iters: int) -> GenerativeModel:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     proj = torch.randn(OBS, ACT, device=device) / OBS ** 0.5
     for _ in range(iters):
-        s = torch.randn(256, OBS, device=device)
+        obs = torch.randn(256, OBS, device=device)
         sign = torch.randint(0, 2, (256, 1), device=device) * 2 - 1
-        a = (torch.tanh(s @ proj) * 0.5 + 0.4 * sign + 0.05 * torch.randn(256, ACT, device=device)).clamp(-1, 1)
-        loss = model.loss(a, s).mean()
+        act = (torch.tanh(obs @ proj) * 0.5 + 0.4 * sign + 0.05 * torch.randn(256, ACT, device=device)).clamp(-1, 1)
+        loss = model.loss(act, obs).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     return model
 
 
-def likelihood_accuracy(device: str, quick: bool) -> dict[str, Any]:
-    """Mean |log_prob - reference| (exact trace) per solver and step count; reference: RK4 with 512 steps."""
-    model = trained_model(device, 150 if quick else 400)
+def likelihood_accuracy(device: str, s: Settings) -> dict[str, Any]:
+    """Mean |log_prob - reference| (exact trace) per solver and step count; reference: RK4 with s.loglik_ref_steps."""
+    model = trained_model(device, s.loglik_iters)
     g = torch.Generator(device=device).manual_seed(0)
-    s = torch.randn(64, OBS, device=device, generator=g)
-    a = fast_sample(model, s, steps=64)
-    ref = model.log_prob(a, s, solver="rk4", steps=512)
-    check = (model.log_prob(a, s, solver="rk4", steps=256) - ref).abs().mean().item()
-    row("loglik", "reference RK4 K=512 vs K=256", f"{check:.2e} nats (reference error bound)")
+    obs = torch.randn(s.loglik_states, OBS, device=device, generator=g)
+    act = fast_sample(model, obs, steps=64)
+    ref_k = s.loglik_ref_steps
+    ref = model.log_prob(act, obs, solver="rk4", steps=ref_k)
+    check = (model.log_prob(act, obs, solver="rk4", steps=ref_k // 2) - ref).abs().mean().item()
+    row("loglik", f"reference RK4 K={ref_k} vs K={ref_k // 2}", f"{check:.2e} nats (reference error bound)")
     out: dict[str, Any] = {"reference_check": check, "cases": {}}
-    for solver in ("euler", "midpoint", "rk4"):
-        for steps in (1, 2, 4, 8, 16, 32, 64, 128, 256) if not quick else (2, 4, 8, 16, 32, 64):
-            sec = seconds(lambda: model.log_prob(a, s, solver=solver, steps=steps), device, 1, warmup=0)
-            err = (model.log_prob(a, s, solver=solver, steps=steps) - ref).abs().mean().item()
-            nfe = steps * {"euler": 1, "midpoint": 2, "rk4": 4}[solver]
-            out["cases"][f"{solver}_K{steps}"] = {"error": err, "nfe": nfe, "seconds_b64": sec}
-            row("loglik", f"{solver:<8} K={steps:<4} ({nfe:4d} evals)", f"error {err:9.2e} nats  {sec * 1e3:8.1f} ms")
+    for solver, steps in itertools.product(("euler", "midpoint", "rk4"), s.loglik_steps):
+        sec = seconds(lambda: model.log_prob(act, obs, solver=solver, steps=steps), device, 1, warmup=0)
+        err = (model.log_prob(act, obs, solver=solver, steps=steps) - ref).abs().mean().item()
+        nfe = steps * {"euler": 1, "midpoint": 2, "rk4": 4}[solver]
+        out["cases"][f"{solver}_K{steps}"] = {"error": err, "nfe": nfe, "seconds": sec}
+        row("loglik", f"{solver:<8} K={steps:<4} ({nfe:4d} evals)", f"error {err:9.2e} nats  {sec * 1e3:8.1f} ms")
     ok = {k: v for k, v in out["cases"].items() if v["error"] < 0.01}
     if ok:
         best = min(ok, key=lambda k: ok[k]["nfe"])
@@ -358,13 +404,13 @@ def likelihood_accuracy(device: str, quick: bool) -> dict[str, Any]:
 
 # --- GMPG ---------------------------------------------------------------------------------------------------------
 
-def gmpg_agent(steps: int, device: str, checkpoint: bool = False):
-    """A GMPG agent in its policy-gradient phase with T = steps."""
-    return build_agent("gmpg", OBS, ACT, {"behaviour_steps": 0, "critic_steps": 0, "train_steps": steps,
-                                           "grad_checkpoint": checkpoint}).to(device)
+def gmpg_agent(steps: int, device: str, checkpoint: bool = False) -> torch.nn.Module:
+    """A hopper-sized GMPG agent in its policy-gradient phase with T = steps."""
+    return hopper_agent("gmpg", {"behaviour_steps": 0, "critic_steps": 0, "train_steps": steps,
+                                 "grad_checkpoint": checkpoint}, device)
 
 
-def three_pass_loss(agent, obs: torch.Tensor) -> torch.Tensor:
+def three_pass_loss(agent: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
     """The same objective as GMPG._kl_loss by three ODE solves: sample, log pi on its own pass, log mu."""
     c = agent.cfg
     act = agent.policy.sample(obs, solver=c.train_solver, steps=c.train_steps, with_grad=True)
@@ -375,38 +421,36 @@ def three_pass_loss(agent, obs: torch.Tensor) -> torch.Tensor:
     return -c.beta * agent.critic.q_value(obs, act).mean() + (log_pi - log_mu).mean()
 
 
-def gmpg_passes(device: str, batch: int, reps: int) -> dict[str, float]:
-    """Loss + backward of GMPG's two-pass objective against the three-pass version, T = 32, timed in turn; the ratio
-    the passes' own costs allow, (sample + pi density + mu density) / (pi density + mu density), each pass timed with
-    its backward (mu frozen: its density pass back-propagates into the action only); and the ratio of the two
-    versions' matmul FLOPs (a speed-up above it needs the two-pass version to run its FLOPs faster)."""
-    agent, obs = gmpg_agent(32, device), torch.randn(batch, OBS, device=device)
+def gmpg_passes(device: str, s: Settings) -> dict[str, float]:
+    """Loss + backward of GMPG's two-pass objective against the three-pass version at T = s.gmpg_steps, timed in
+    turn; the ratio the passes' own costs allow, (sample + pi density + mu density) / (pi density + mu density), each
+    pass timed with its backward (mu frozen: its density pass back-propagates into the action only); and the ratio
+    of the two versions' matmul FLOPs (a speed-up above it needs the two-pass version to run its FLOPs faster)."""
+    batch, reps, t = s.gmpg_batch, s.gmpg_reps, s.gmpg_steps
+    agent, obs = gmpg_agent(t, device), torch.randn(batch, OBS, device=device)
     agent.behaviour.requires_grad_(False)
     c = agent.cfg
-    two, three = interleaved([lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward(),
-                              lambda: three_pass_loss(agent, obs).backward()], device, reps)
+    two_fn = lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward()  # noqa: E731
+    three_fn = lambda: three_pass_loss(agent, obs).backward()  # noqa: E731
+    two, three = interleaved([two_fn, three_fn], device, reps)
     act = agent.policy.sample(obs, steps=c.train_steps).detach().requires_grad_(True)
     kw = dict(steps=c.train_steps, trace=c.trace, with_grad=True)
     sample = seconds(lambda: agent.policy.sample(obs, steps=c.train_steps, with_grad=True).sum().backward(),
                      device, reps)
     pi = seconds(lambda: agent.policy.log_prob(act, obs, **kw).sum().backward(), device, reps)
     mu = seconds(lambda: agent.behaviour.log_prob(act, obs, **kw).sum().backward(), device, reps)
-    bound = (sample + pi + mu) / (pi + mu)
-    flop_bound = flops_of(lambda: three_pass_loss(agent, obs).backward()) / flops_of(
-        lambda: agent._kl_loss({"obs": obs})["policy_loss"].backward())
-    row("gmpg", f"T=32 batch {batch}: two passes vs three", f"{two * 1e3:8.1f} ms vs {three * 1e3:8.1f} ms: "
-                                                            f"{three / two:4.2f}x (pass costs allow {bound:4.2f}x, "
-                                                            f"FLOP counts {flop_bound:4.2f}x)")
-    row("gmpg", f"T=32 batch {batch}: one pass + backward", f"sample {sample * 1e3:7.1f} ms, log pi {pi * 1e3:7.1f} "
-                                                            f"ms, log mu {mu * 1e3:7.1f} ms ({c.trace})")
-    return {"two_pass_s": two, "three_pass_s": three, "speedup": three / two, "batch": batch,
+    bound, flop_bound = (sample + pi + mu) / (pi + mu), flops_of(three_fn) / flops_of(two_fn)
+    row("gmpg", f"T={t} batch {batch}: two passes vs three", f"{two * 1e3:8.1f} ms vs {three * 1e3:8.1f} ms: "
+        f"{three / two:4.2f}x (pass costs allow {bound:4.2f}x, FLOP counts {flop_bound:4.2f}x)")
+    row("gmpg", f"T={t} batch {batch}: one pass + backward", f"sample {sample * 1e3:7.1f} ms, log pi "
+        f"{pi * 1e3:7.1f} ms, log mu {mu * 1e3:7.1f} ms ({c.trace})")
+    return {"two_pass_s": two, "three_pass_s": three, "speedup": three / two, "batch": batch, "steps": t,
             "sample_pass_s": sample, "pi_density_pass_s": pi, "mu_density_pass_s": mu, "speedup_bound": bound,
             "flop_ratio": flop_bound}
 
 
 def _peak_rss_child(steps: int, batch: int, checkpoint: bool) -> None:
     """In a subprocess: one GMPG loss + backward; prints the peak RSS growth in MiB and the seconds taken."""
-    torch.set_num_threads(1)
     agent, obs = gmpg_agent(steps, "cpu", checkpoint), torch.randn(batch, OBS)
     agent.behaviour.requires_grad_(False)
     _reset_peak_rss()
@@ -433,20 +477,58 @@ def _status_kib(key: str) -> int:
     raise KeyError(key)
 
 
-def gmpg_memory(batch: int, steps_list: list[int]) -> dict[str, dict[str, float]]:
-    """Peak memory growth of one GMPG loss + backward at each T, with checkpointing (and without, T <= 100)."""
+def gmpg_memory(batch: int, steps_list: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """Peak memory growth of one GMPG loss + backward at each T, with checkpointing (and without, T <= 100), each
+    in a fresh process on one thread."""
     out = {}
     for steps in steps_list:
         for ckpt in (True, False) if steps <= 100 else (True,):
             cmd = [sys.executable, __file__, "--_child", f"{steps},{batch},{int(ckpt)}"]
             res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             if res.returncode:
-                row("gmpg", f"memory T={steps}", f"failed: {res.stderr.strip().splitlines()[-1][:80]}")
+                row("gmpg", f"memory T={steps}", f"failed: {(res.stderr.strip().splitlines() or [''])[-1][:80]}")
                 continue
             fig = json.loads(res.stdout.strip().splitlines()[-1])
             out[f"T{steps}_{'ckpt' if ckpt else 'plain'}"] = fig
             row("gmpg", f"memory T={steps} batch {batch} {'checkpointed' if ckpt else 'plain'}",
                 f"peak +{fig['peak_mib']:8.1f} MiB  {fig['seconds']:7.1f} s")
+    return out
+
+
+# --- seed packing -------------------------------------------------------------------------------------------------
+
+PACK_MODELS = {
+    "mlp64": {"backbone": "mlp", "widths": (64, 64), "critic_hidden": (64, 64)},
+    "mlp256": {"backbone": "mlp", "widths": (256, 256), "critic_hidden": (256, 256)},
+    "resunet": {"backbone": "resunet", "widths": (512, 256, 128), "critic_hidden": (256, 256)},
+}
+
+
+def pack_overrides(algo: str, model: str) -> dict[str, Any]:
+    """The model's fields that the algorithm's config has."""
+    fields = set(algorithms.get(algo)[0].config_class.__dataclass_fields__)
+    return {k: v for k, v in PACK_MODELS[model].items() if k in fields}
+
+
+def packing(device: str, p: Packing) -> list[dict[str, Any]]:
+    """Total updates/s of N seeds packed into one model (genrl_core.run.packing, vmap engine) against one unpacked
+    seed (the plain loop of genrl_core.run.training), on random hopper-sized data, all timed in turn; the speed-up
+    is (N x packed steps/s) / single steps/s."""
+    data, out = random_data(p.rows, device), []
+    for algo, model in itertools.product(p.algos, p.models):
+        overrides = pack_overrides(algo, model)
+        agent, gen = agent_for(algo, data, overrides, device), torch.Generator(device=device).manual_seed(0)
+        fns = [lambda: train_steps(agent, data, 3, 3 + p.steps, p.batch, gen).read()]
+        for n in p.packs:
+            pack = build_pack(algo, list(range(n)), data.obs_dim, data.act_dim, device, overrides)
+            fns.append(lambda pack=pack: pack.train(data, 3, p.steps, p.batch))
+        single, *packed = (p.steps / sec for sec in interleaved(fns, device, p.reps))
+        for n, rate in zip(p.packs, packed):
+            total = n * rate
+            out.append({"algo": algo, "model": model, "n": n, "single_steps_per_s": single,
+                        "packed_total_steps_per_s": total, "speedup": total / single})
+            row("packing", f"{algo} {model} N={n} batch {p.batch}",
+                f"single {single:8.1f} updates/s  packed total {total:8.1f} updates/s  x{total / single:.2f}")
     return out
 
 
@@ -471,75 +553,80 @@ def ray_vs_plain() -> dict[str, float]:
     overrides = {k: v for k, v in variant.items() if k not in ("algorithm", "model")}
     overrides.update(path="gvp", beta=4.0)
     budget = C.run_budget("smoke")
-    code = (f"from genrl_core.train import train; train('gmpo', 'local/pendulum/medium-v0', steps={budget['steps']}, "
-            f"eval_every={budget['eval_every']}, eval_episodes={budget['eval_episodes']}, "
+    code = (f"from genrl_core.run.training import train; train('gmpo', 'local/pendulum/medium-v0', "
+            f"steps={budget['steps']}, eval_every={budget['eval_every']}, eval_episodes={budget['eval_episodes']}, "
             f"batch_size={budget['batch_size']}, overrides={overrides!r}, log=None)")
     t0 = time.perf_counter()
     plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     plain_s = time.perf_counter() - t0
     ok = ray_run.returncode == 0 and plain.returncode == 0
     row("ray", "smoke gmpo trial (300 steps, 3 evals)", f"Ray {ray_s:6.1f} s   no Ray {plain_s:6.1f} s   "
-                                                         f"overhead {ray_s - plain_s:6.1f} s" + ("" if ok else " (FAILED)"))
+        f"overhead {ray_s - plain_s:6.1f} s" + ("" if ok else " (FAILED)"))
     return {"ray_s": ray_s, "plain_s": plain_s, "ok": ok}
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
 
-def environment(device: str) -> dict[str, Any]:
-    """What the figures depend on: versions, threads, device, load, commit."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
-            "cpu": platform.processor() or platform.machine(), "loadavg": os.getloadavg(), "commit": commit.strip(),
-            "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None}
+def run_sections(want: set[str], dev: str, s: Settings) -> dict[str, Any]:
+    """The figures of the sections in `want` (the ceiling always: the other sections are measured against it)."""
+    res: dict[str, Any] = {"ceiling": ceilings(dev, s, s.reps)}
+    steps: list[tuple[str, str, Callable[[], Any]]] = [
+        ("update", "update", lambda: updates(res["ceiling"], dev, s)),
+        ("act", "act", lambda: act_rates(dev, s)),
+        ("gtp", "gtp_teacher", lambda: gtp_teachers(dev, s)),
+        ("sample", "sample", lambda: sampling(res["ceiling"], dev, s)),
+        ("log_prob", "log_prob", lambda: log_prob_times(dev, s)),
+        ("loglik", "loglik_accuracy", lambda: likelihood_accuracy(dev, s)),
+        ("gmpg", "gmpg_passes", lambda: gmpg_passes(dev, s)),
+        ("gmpg", "gmpg_memory", lambda: gmpg_memory(s.memory_batch, s.memory_steps) if dev == "cpu" else None),
+        ("packing", "packing", lambda: packing(dev, s.packing)),
+        ("ray", "ray", ray_vs_plain),
+    ]
+    for section, key, fn in steps:
+        if section in want and (fig := fn()) is not None:
+            res[key] = fig
+    res["ceiling_after"] = ceilings(dev, s, min(s.reps, 3))
+    return res
 
 
-def print_table(env: dict[str, Any]) -> None:
-    print(f"\nspeed table: torch {env['torch']}, {env['device']}, {env['threads']} thread(s), commit {env['commit']}, "
-          f"load average before {env['loadavg_before']}, after {env['loadavg_after']}")
-    print(f"{'section':<9} {'what':<44} figures")
-    for section, what, figures in ROWS:
-        print(f"{section:<9} {what:<44} {figures}")
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module's docstring)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="fewer repetitions, batch 1024 updates, fewer step counts")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer repetitions, batch 1024 updates, fewer step counts")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition: checks that every section "
+                                                           "runs (tests/test_benchmarks.py); the figures mean nothing")
     p.add_argument("--json", default=None, help="write every figure to this JSON file")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (headline figures: 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (headline figures: 1; 0: torch's default)")
     p.add_argument("--ray", action="store_true", help="also time one smoke trial under Ray against no Ray")
-    p.add_argument("--only", default="", help="comma list of sections: ceiling,update,sample,log_prob,loglik,gmpg,ray")
+    p.add_argument("--packing", action="store_true", help="also time packed seeds against one unpacked seed")
+    p.add_argument("--only", default="", help="comma list of sections: " + ",".join(SECTIONS))
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = p.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(SECTIONS) if args.only else set()
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sections asked for, print the table and write the JSON."""
+    args = parse_args(argv)
+    set_threads(args.threads)
     if args._child:
         steps, batch, ckpt = (int(v) for v in args._child.split(","))
         return _peak_rss_child(steps, batch, bool(ckpt))
-    want = set(args.only.split(",")) if args.only else {"ceiling", "update", "sample", "log_prob", "loglik", "gmpg"}
-    if args.ray:
-        want.add("ray")
-    env, res = environment(args.device), {}
+    want = set(args.only.split(",")) if args.only else set(SECTIONS) - set(OPT_IN)
+    want |= {name for name in OPT_IN if getattr(args, name)}
+    s = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
+    env = environment(args.device)
     env["loadavg_before"] = env.pop("loadavg")
-    dev, reps = args.device, 3 if args.quick else 7
-    res["ceiling"] = ceilings(dev, args.quick)
-    if "update" in want:
-        res["update"] = updates(res["ceiling"], dev, 1024 if args.quick else 4096, reps)
-    if "sample" in want:
-        res["sample"] = sampling(res["ceiling"], dev, [1, 5, 32] if args.quick else [1, 2, 5, 10, 32],
-                                 5 if args.quick else 20)
-    if "log_prob" in want:
-        res["log_prob"] = log_prob_times(dev, 32, 1 if args.quick else 3)
-    if "loglik" in want:
-        res["loglik_accuracy"] = likelihood_accuracy(dev, args.quick)
-    if "gmpg" in want:
-        res["gmpg_passes"] = gmpg_passes(dev, 64 if args.quick else 256, 1 if args.quick else 5)
-        if dev == "cpu":
-            res["gmpg_memory"] = gmpg_memory(32 if args.quick else 64, [32, 100, 1000])
-    if "ray" in want:
-        res["ray"] = ray_vs_plain()
-    res["ceiling_after"] = ceilings(dev, True)
+    env["preset"] = "smoke" if args.smoke else "quick" if args.quick else "full"
+    res = run_sections(want, args.device, s)
     env["loadavg_after"] = os.getloadavg()
-    print_table(env)
+    TABLE.print(f"speed table ({env['preset']}): torch {env['torch']}, {env['device']}, {env['threads']} thread(s), "
+                f"commit {env['commit']}, load average before {env['loadavg_before']}, after {env['loadavg_after']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"env": env, **res}, indent=1))

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from genrl_core.torch_compat import foreach_lerp_
+
 
 class DivergenceError(RuntimeError):
     """A loss became non-finite; the message names the step and the loss."""
@@ -17,7 +19,7 @@ class DivergenceError(RuntimeError):
 def ema_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * source, parameter-wise (buffers copied)."""
     tp, sp = list(target.parameters()), list(source.parameters())
-    torch._foreach_lerp_(tp, sp, tau)
+    foreach_lerp_(tp, sp, tau)
     for tb, sb in zip(target.buffers(), source.buffers()):
         tb.copy_(sb)
 

@@ -14,7 +14,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from genrl_core.data.loading import flatten_obs
 
 if TYPE_CHECKING:
-    from genrl_core.data.loading import OfflineData
+    from genrl_core.data.offline import OfflineData
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 MAX_ENVS = 16  # at most this many environments step side by side

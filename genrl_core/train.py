@@ -8,48 +8,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import re
 import sys
 
 import torch
 
 from genrl_core import algorithms
+from genrl_core.algorithms.config import field_docs
 from genrl_core.common import DivergenceError
 from genrl_core.generative.networks import PRECISIONS
 from genrl_core.run.training import train
 
 
-def field_comments(config_class: type) -> dict[str, str]:
-    """Each config field's source comment (its documentation), continuation comment lines included."""
-    out: dict[str, str] = {}
-    for cls in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(cls):
-            continue
-        last = None
-        for line in inspect.getsource(cls).splitlines():
-            field = re.match(r"\s+(\w+): [^=]+=.*?#\s?(.*)$", line)
-            more = re.match(r"\s+#\s*(.*)$", line)
-            if field:
-                last, out[field.group(1)] = field.group(1), field.group(2).strip()
-            elif more and last:
-                out[last] += " " + more.group(1).strip()
-            else:
-                last = None
-    return out
+FLAG_ALIASES = {"path": ["--model"]}  # the papers call the probability path the "model type" (Table 10)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    docs = field_comments(config_class)
+    docs = field_docs(config_class)
     for f in dataclasses.fields(config_class):
-        default, flag = f.default, "--" + f.name.replace("_", "-")
-        text = docs.get(f.name, "").replace("%", "%%")  # the formatter appends the default
+        default, flags = f.default, ["--" + f.name.replace("_", "-")] + FLAG_ALIASES.get(f.name, [])
+        text = docs[f.name].replace("%", "%%")  # the formatter appends the default
         if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, help=text)
+            parser.add_argument(*flags, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, help=text)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=int, nargs="+", default=default, help=text)
+            parser.add_argument(*flags, type=int, nargs="+", default=default, help=text)
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=text)
+            parser.add_argument(*flags, type=type(default), default=default, help=text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--algo", choices=algorithms.names(), default="gmpo", help="algorithm (its config flags follow)")
     p.add_argument("--dataset", required=True, help="Minari id, local/<env>/<kind>-v0, or toy/swissroll-v0")
-    p.add_argument("--model", choices=["vpsde", "gvp", "icfm", "linear"], help="probability path (same as --path)")
     p.add_argument("--steps", type=int, default=100_000, help="gradient steps in all")
     p.add_argument("--batch-size", type=int, default=256, help="minibatch size")
     p.add_argument("--eval-every", type=int, default=10_000, help="steps between evaluations")
@@ -82,8 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     given = {f.name: (tuple(args[f.name]) if isinstance(args[f.name], list) else args[f.name], f.default)
              for f in dataclasses.fields(cls.config_class)}
     cfg = {k: v for k, (v, default) in given.items() if v != default}  # only what the user changed
-    if args["model"]:
-        cfg["path"] = args["model"]
     try:
         train(algo, args["dataset"], steps=args["steps"], seed=args["seed"], batch_size=args["batch_size"],
               eval_every=args["eval_every"], eval_episodes=args["eval_episodes"], out=args["out"],

@@ -37,7 +37,7 @@ def test_backbones_run_in_bf16_and_return_float32(backbone) -> None:
 
 def test_critics_stay_float32_inside(swissroll) -> None:
     torch.manual_seed(0)
-    critic = IQLCritic(swissroll.obs_dim, swissroll.act_dim, CriticConfig(hidden=(64, 64)))
+    critic = IQLCritic(swissroll.obs_dim, swissroll.act_dim, CriticConfig(critic_hidden=(64, 64)))
     batch = swissroll.sample(128, torch.Generator().manual_seed(0))
     want = critic.advantage(batch["obs"], batch["action"])
     with precision_context("bf16"):

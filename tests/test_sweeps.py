@@ -262,7 +262,7 @@ def test_results_rows_are_idempotent_and_final_marked(tmp_path):
 
 def test_medium_expert_style_concatenation_scales_rewards_over_all_episodes(pendulum_datasets):
     from genrl_core.data.loading import load
-    from tune_jobs.trainable import load_data
+    from genrl_core.data.loading import load as load_data
 
     medium, expert = pendulum_datasets["medium"], pendulum_datasets["expert"]
     both = load_data(f"{medium}+{expert}", "cpu", reward_scaling="locomotion")

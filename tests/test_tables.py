@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from genrl_core import algorithms
 from tune_jobs import results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,3 +207,17 @@ def test_paper_preset_captions_name_the_authors_choices_and_gtp_table1_is_filled
     assert "GMPG's log-ratio in bits per dimension" in md
     bc = (tmp_path / "t" / "gtp_table1.md").read_text()
     assert "| hopper-medium-v2 | 60.0 ± 0.0 / 60.0 ± 0.0 [83.7] |" in bc
+
+
+def test_a_registered_algorithm_appears_in_the_tables_under_its_display_name(make_tables, tmp_path, monkeypatch):
+    monkeypatch.setattr(algorithms, "_REGISTRY", dict(algorithms._REGISTRY))  # the registration ends with the test
+    algorithms.register("toyalgo", "genrl_core.algorithms.bc:BC", "ToyAlgo")
+    root = results.results_root(str(tmp_path))
+    for algo in ("toyalgo", "gmpo"):
+        config = {"task": "halfcheetah-medium-v2", "dataset": "local/pendulum/medium-v0", "algorithm": algo,
+                  "model": "gvp", "prediction": "velocity", "beta": 1.0, "seed": 0}
+        _trial(root, "beta_ablation", algo, config, [20.0, 30.0])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    rows = [line for line in (tmp_path / "t" / "table12.md").read_text().splitlines() if line.startswith("| half")]
+    assert rows[0].startswith("| halfcheetah-medium-v2 | GMPO | GVP |")  # registration order: after GMPO
+    assert rows[1].startswith("| halfcheetah-medium-v2 | ToyAlgo | GVP | 30.0 ± 0.0 / 30.0 ± 0.0 |")

@@ -11,7 +11,7 @@ from genrl_core.common import DivergenceError
 from genrl_core import algorithms
 from genrl_core.algorithms.in_support import InSupportAgent, select
 from genrl_core.run.training import Accumulator, build_agent, train
-from genrl_core.train import field_comments
+from genrl_core.algorithms.config import field_docs as field_comments
 
 TINY = {"backbone": "mlp", "widths": (32, 32), "sampling_steps": 4, "loglik_steps": 4}
 

@@ -5,7 +5,8 @@ budgets) plus any field of the algorithm's config dataclass (beta, solver, sampl
 `model` is accepted as the name of the probability path (the dataclass field `path`). Sweeps may tie
 keys together under "variant" (a dict merged into the trial config), e.g. {"algorithm": "gmpg",
 "model": "vpsde"}. `validate_trials` checks every trial on the driver, before Ray starts, and
-reports each bad value once, one line each.
+reports each bad value once, one line each: the run-level keys and the names of keys, models and solvers
+here, the rules of an algorithm's config by building its agent (genrl_core.run.training.build_agent).
 """
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from genrl_core import algorithms, d4rl
-from genrl_core.data import SCALINGS
-from genrl_core.networks import PRECISIONS
-from genrl_core.packing import ENGINES
-from genrl_core.paths import PATHS, PREDICTIONS
-from genrl_core.solvers import SOLVERS
-from genrl_core.train import EPOCH_KEYS, with_run_schedules
+from genrl_core import algorithms
+from genrl_core.data import d4rl
+from genrl_core.data.loading import SCALINGS
+from genrl_core.generative.networks import PRECISIONS
+from genrl_core.run.packing import ENGINES
+from genrl_core.generative.paths import PATHS, PREDICTIONS
+from genrl_core.generative.solvers import SOLVERS
+from genrl_core.run.training import EPOCH_KEYS, with_run_schedules
 
 RUN_DEFAULTS: dict[str, Any] = {
     "algorithm": "gmpo",  # registered algorithm name (genrl_core.algorithms.names())
@@ -35,7 +37,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_every": 50_000,  # gradient steps between evaluations (one report and checkpoint each)
     "eval_episodes": 10,  # episodes per evaluation
     "batch_size": 256,  # minibatch size
-    "reward_scaling": "auto",  # auto, locomotion, antmaze or none (genrl_core.data)
+    "reward_scaling": "auto",  # auto, locomotion, antmaze or none (genrl_core.data.loading)
     "normalize_obs": False,  # normalise observations by the dataset's statistics
     "device": "auto",  # torch device; auto = cuda when the trial got a GPU, else cpu
     "seeds_per_trial": 1,  # seeds seed, seed+1, ... trained together in this trial as one packed model, a row each
@@ -225,7 +227,7 @@ def make_hint(dataset_id: str) -> str:
 
 def resolve_dataset(preset: str, task: str) -> str:
     """The dataset a preset uses for a task ('' when the preset or task is unknown): in the paper preset D4RL's own
-    file where D4RL_DATASETS_PATH holds it (genrl_core.d4rl), else the Minari stand-in of PAPER_DATASETS."""
+    file where D4RL_DATASETS_PATH holds it (genrl_core.data.d4rl), else the Minari stand-in of PAPER_DATASETS."""
     if preset == "smoke":
         return smoke_dataset(task)
     if preset == "paper" and task in PAPER_DATASETS:
@@ -292,16 +294,15 @@ def _name_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
 
 
 def _value_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
-    """Negative temperatures, switches that are not true / false, and GMPG's velocity-only rule."""
+    """Negative temperatures (one line whichever algorithms a sweep mixes), and switches that are not true / false
+    (a config dataclass takes any value for a bool field). Every other rule of an algorithm's config is its own,
+    found by building it (_build_problems)."""
     out = [f"{k} must be >= 0, got {overrides[k]}" for k in ("beta", "eta")
            if isinstance(overrides.get(k), (int, float)) and overrides[k] < 0]
     cls, _ = algorithms.get(algo)
     switches = {f.name for f in dataclasses.fields(cls.config_class) if f.type in (bool, "bool")}
     out += [f"{k} must be true or false, got {v!r}" for k, v in overrides.items()
             if k in switches and not isinstance(v, bool)]
-    if algo == "gmpg" and overrides.get("prediction", "velocity") != "velocity":
-        out.append(f"GMPG needs a velocity model, got prediction={overrides['prediction']!r} "
-                   f"(model {overrides.get('path', 'default')}); use prediction=velocity")
     return out
 
 
@@ -310,7 +311,7 @@ _BUILT: dict[str, list[str]] = {}  # repr of (algorithm, overrides) -> problems 
 
 def _build_problems(algo: str, overrides: dict[str, Any]) -> list[str]:
     """Build the config dataclass and a tiny agent (obs 3, action 1); any error becomes one line."""
-    from genrl_core.train import build_agent
+    from genrl_core.run.training import build_agent
 
     key = repr((algo, sorted(overrides.items())))
     if key not in _BUILT:
@@ -376,7 +377,7 @@ def dataset_problems(dataset: str) -> list[str]:
     """A line for each id of a (possibly '+'-joined) dataset that is not on this machine."""
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    from genrl_core import bandits
+    from genrl_core.data import bandits
 
     out = []
     for dataset_id in dataset.split("+"):

@@ -7,7 +7,7 @@ restarts the trial from its last checkpoint (`tune.get_checkpoint()`): weights, 
 random streams, the step and the iteration count all continue, and a re-run evaluation overwrites
 its own row. Checkpoints hold only tensors and plain numbers (torch.load(weights_only=True)).
 
-A trial trains `seeds_per_trial` seeds (seed, seed + 1, ...) as one pack (genrl_core.packing): each seed
+A trial trains `seeds_per_trial` seeds (seed, seed + 1, ...) as one pack (genrl_core.run.packing): each seed
 is its unpacked run, evaluated with its own random stream, and gets its own row per evaluation, keyed
 '<trial id>_s<seed>' when the pack holds more than one seed. Tune sees the seeds' mean metrics. A seed that
 diverges ends with its own final row; the others go on.
@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,38 +30,14 @@ import torch
 from ray import tune
 
 from genrl_core.algorithms.base import Agent
-from genrl_core.data import OfflineData, concat, load, resolve_scaling, scale_rewards
-from genrl_core.packing import Pack, build_pack
-from genrl_core.train import EPOCH_KEYS, evaluate_agent, next_eval, steps_from_epochs
+from genrl_core.data.loading import OfflineData, load
+from genrl_core.run.packing import Pack, build_pack
+from genrl_core.run.training import EPOCH_KEYS, evaluate_agent, next_eval, steps_from_epochs
 from tune_jobs import results
 from tune_jobs.config import flatten, pack_seeds, split
 
 CHECKPOINT_FILE = "checkpoint.pt"
 ACT_BATCH = 256  # states per timed act() call for actions/s
-
-
-def _episode_returns(dataset_id: str) -> np.ndarray:
-    """Undiscounted return of every episode of a Minari dataset."""
-    import minari
-
-    ds = minari.load_dataset(dataset_id)
-    return np.asarray([float(np.sum(ep.rewards, dtype=np.float64)) for ep in ds.iterate_episodes()])
-
-
-def load_data(dataset: str, device: str, reward_scaling: str = "auto", normalize_obs: bool = False) -> OfflineData:
-    """Load a dataset id, or several '+'-joined ones concatenated and reward-scaled over all their episodes."""
-    ids = dataset.split("+")
-    download = not ids[0].startswith(("local/", "toy/"))
-    if len(ids) == 1:
-        return load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs, download=download)
-    parts = [load(i, device, reward_scaling="none", download=download) for i in ids]
-    data = concat(parts, dataset)
-    mode = resolve_scaling(ids[0], reward_scaling)
-    if mode != "none":
-        returns = np.concatenate([_episode_returns(i) for i in ids])
-        reward = scale_rewards(data.reward.cpu().numpy(), returns, mode)
-        data = replace(data, reward=torch.as_tensor(reward, device=data.device))
-    return concat([data], dataset, normalize_obs=True) if normalize_obs else data
 
 
 def _device(name: str) -> str:
@@ -188,7 +164,8 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     _threads()
     run, overrides = split(config)
     device = _device(run["device"])
-    data = load_data(run["dataset"], device, run["reward_scaling"], run["normalize_obs"])
+    data = load(run["dataset"], device, run["reward_scaling"], run["normalize_obs"],
+                download=not run["dataset"].startswith(("local/", "toy/")))
     run, overrides = phases_in_steps(run, overrides, len(data))
     seeds = pack_seeds(run)
     pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"])

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genrl_core.algorithms.config import doc
 from genrl_core.algorithms.critics import CriticConfig, IQLCritic, warm_start
 from genrl_core.generative.fast_sampling import fast_sample
 from genrl_core.generative.model import GenerativeModel
@@ -84,17 +85,18 @@ class Agent(nn.Module):
 class PolicyConfig:
     """Fields shared by every algorithm whose policy is a GenerativeModel (subclassed per algorithm)."""
 
-    path: str = "icfm"  # probability path: vpsde, gvp, linear or icfm
-    icfm_sigma: float = 0.1  # I-CFM's constant noise level sigma (the GMPO/GMPG authors' 0.1); other paths ignore it
-    prediction: str = "velocity"  # what the network predicts: eps, score, velocity or x0
-    backbone: str = "resunet"  # generative backbone: resunet (512-256-128 residual U-Net) or mlp
-    widths: tuple[int, ...] = (512, 256, 128)  # backbone widths (U-Net down path, or MLP hidden layers)
-    t_min: float = 1e-3  # smallest diffusion / flow time used in training and sampling
-    weighting: str = "vanilla"  # score-matching weight for eps/score models: vanilla (sigma^2) or mle (g^2)
-    lr: float = 1e-4  # Adam learning rate of the policy (paper Table 7)
-    solver: str = "euler"  # solver used to act: euler, midpoint, rk4, dpm2, dopri5
-    sampling_steps: int = 32  # solver steps used to act (paper Table 7: 32)
-    loglik_steps: int = 32  # Euler steps of the exact-trace log-likelihood reported at evaluation
+    path: str = doc("icfm", "probability path: vpsde, gvp, linear or icfm")
+    icfm_sigma: float = doc(0.1, "I-CFM's constant noise level sigma (the GMPO/GMPG authors' 0.1); other paths ignore "
+                                 "it")
+    prediction: str = doc("velocity", "what the network predicts: eps, score, velocity or x0")
+    backbone: str = doc("resunet", "generative backbone: resunet (512-256-128 residual U-Net) or mlp")
+    widths: tuple[int, ...] = doc((512, 256, 128), "backbone widths (U-Net down path, or MLP hidden layers)")
+    t_min: float = doc(1e-3, "smallest diffusion / flow time used in training and sampling")
+    weighting: str = doc("vanilla", "score-matching weight for eps/score models: vanilla (sigma^2) or mle (g^2)")
+    lr: float = doc(1e-4, "Adam learning rate of the policy (paper Table 7)")
+    solver: str = doc("euler", "solver used to act: euler, midpoint, rk4, dpm2, dopri5")
+    sampling_steps: int = doc(32, "solver steps used to act (paper Table 7: 32)")
+    loglik_steps: int = doc(32, "Euler steps of the exact-trace log-likelihood reported at evaluation")
 
 
 def make_policy(cfg: PolicyConfig, obs_dim: int, act_dim: int) -> GenerativeModel:
@@ -131,25 +133,18 @@ class GenerativeAgent(Agent):
 
 
 @dataclass
-class IQLPolicyConfig(PolicyConfig):
+class IQLPolicyConfig(CriticConfig, PolicyConfig):
     """PolicyConfig plus the IQL critic (paper Eq. 32, Table 7)."""
 
-    expectile: float = 0.7  # IQL expectile of V: 0.7 locomotion, 0.9 AntMaze
-    gamma: float = 0.99  # discount factor
-    critic_lr: float = 1e-4  # Adam learning rate of Q and V (paper Table 7)
-    critic_tau: float = 0.005  # Polyak rate of the target Q
-    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the Q and V MLPs
-    critic_steps: int = 0  # IQL steps before policy training starts (Algorithm 1's first loop)
-    critic_alongside: bool = True  # keep training the critic while the policy trains (False: fixed, Algorithms 1, 3)
-    critic_value_init: bool = False  # start Q/V at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
-    critic_init: str = ""  # file with a pretrained IQL critic's state_dict (torch.save); "" trains from scratch
+    expectile: float = doc(0.7, "IQL expectile of V: 0.7 locomotion, 0.9 AntMaze")
+    critic_steps: int = doc(0, "IQL steps before policy training starts (Algorithm 1's first loop)")
+    critic_alongside: bool = doc(True, "keep training the critic while the policy trains (False: fixed, "
+                                       "Algorithms 1, 3)")
 
 
 def make_iql(cfg: IQLPolicyConfig, obs_dim: int, act_dim: int) -> IQLCritic:
     """The IQL critic described by cfg."""
-    ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
-                        expectile=cfg.expectile, value_init=cfg.critic_value_init)
-    critic = IQLCritic(obs_dim, act_dim, ccfg)
+    critic = IQLCritic(obs_dim, act_dim, cfg, cfg.expectile)
     if cfg.critic_init:
         warm_start(cfg.critic_init, critic, critic.v)
     return critic

@@ -7,20 +7,24 @@ from typing import Callable
 import torch
 from torch import nn
 
+from genrl_core.algorithms.config import doc
 from genrl_core.common import ema_update, frozen_copy
 from genrl_core.generative.networks import DoubleQNet, VNet
 
 
 @dataclass
 class CriticConfig:
-    """The critics (IQLCritic, TDCritic): network widths, learning rate, discount, target rate, expectile."""
+    """The critic's settings, declared once: every algorithm with a critic composes them into its config (as a base
+    class), and IQLCritic / TDCritic read them from it."""
 
-    hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q and V MLP
-    lr: float = 3e-4  # Adam learning rate of Q and V
-    gamma: float = 0.99  # discount factor
-    tau: float = 0.005  # Polyak rate of the target Q
-    expectile: float = 0.7  # IQL expectile of V (0.7 locomotion, 0.9 AntMaze)
-    value_init: bool = False  # a choice, not the papers': start Q/V at mean(r) / (1 - gamma) of the first batch
+    gamma: float = doc(0.99, "discount factor")
+    critic_lr: float = doc(1e-4, "Adam learning rate of Q (and V) (paper Table 7)")
+    critic_tau: float = doc(0.005, "Polyak rate of the target Q")
+    critic_hidden: tuple[int, ...] = doc((256, 256), "hidden widths of each Q (and V) MLP")
+    critic_value_init: bool = doc(False, "start Q (and V) at mean(r)/(1-gamma) (a choice, not the paper's; faster at "
+                                         "gamma 0.99)")
+    critic_init: str = doc("", "file with a pretrained IQL critic's state_dict (torch.save) that warm-starts Q, target Q "
+                               "(and V where the critic has one) (a choice); \"\" trains from scratch")
 
 
 class _ValueInit(nn.Module):
@@ -89,15 +93,15 @@ def warm_start(path: str, critic: nn.Module, v: nn.Module | None = None) -> None
 class IQLCritic(nn.Module):
     """Implicit Q-learning (Kostrikov et al. 2022, paper Eq. 32): V by expectile regression on min-Q."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig | None = None):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig | None = None, expectile: float = 0.7):
         super().__init__()
-        self.cfg = cfg or CriticConfig()
-        self.q = DoubleQNet(obs_dim, act_dim, self.cfg.hidden)
-        self.v = VNet(obs_dim, self.cfg.hidden)
+        self.cfg, self.expectile = cfg or CriticConfig(), expectile  # expectile: 0.7 locomotion, 0.9 AntMaze
+        self.q = DoubleQNet(obs_dim, act_dim, tuple(self.cfg.critic_hidden))
+        self.v = VNet(obs_dim, tuple(self.cfg.critic_hidden))
         self.q_target = frozen_copy(self.q)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
-        self.v_opt = torch.optim.Adam(self.v.parameters(), lr=self.cfg.lr)
-        self.value_init = _ValueInit(self.cfg.value_init)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.critic_lr)
+        self.v_opt = torch.optim.Adam(self.v.parameters(), lr=self.cfg.critic_lr)
+        self.value_init = _ValueInit(self.cfg.critic_value_init)
 
     def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = True) -> torch.Tensor:
         """min over the two Q heads (target network by default, as IQL's policy extraction uses)."""
@@ -114,7 +118,7 @@ class IQLCritic(nn.Module):
         self.value_init(batch["reward"], self.cfg.gamma, self.v.net, *_heads(self.q), *_heads(self.q_target))
         with torch.no_grad():
             q_t = self.q_value(obs, act)
-        v_loss = expectile_loss(q_t - self.v(obs), self.cfg.expectile).mean()
+        v_loss = expectile_loss(q_t - self.v(obs), self.expectile).mean()
         self.v_opt.zero_grad(set_to_none=True)
         v_loss.backward()
         self.v_opt.step()
@@ -124,7 +128,7 @@ class IQLCritic(nn.Module):
         self.q_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         self.q_opt.step()
-        ema_update(self.q_target, self.q, self.cfg.tau)
+        ema_update(self.q_target, self.q, self.cfg.critic_tau)
         return {"v_loss": v_loss.detach(), "q_loss": q_loss.detach()}
 
 
@@ -134,10 +138,10 @@ class TDCritic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: CriticConfig | None = None):
         super().__init__()
         self.cfg = cfg or CriticConfig()
-        self.q = DoubleQNet(obs_dim, act_dim, self.cfg.hidden)
+        self.q = DoubleQNet(obs_dim, act_dim, tuple(self.cfg.critic_hidden))
         self.q_target = frozen_copy(self.q)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
-        self.value_init = _ValueInit(self.cfg.value_init)
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.cfg.critic_lr)
+        self.value_init = _ValueInit(self.cfg.critic_value_init)
 
     def q_value(self, obs: torch.Tensor, act: torch.Tensor, target: bool = False) -> torch.Tensor:
         """min over the two Q heads (online network by default, differentiable in act)."""
@@ -154,5 +158,5 @@ class TDCritic(nn.Module):
         self.q_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         self.q_opt.step()
-        ema_update(self.q_target, self.q, self.cfg.tau)
+        ema_update(self.q_target, self.q, self.cfg.critic_tau)
         return {"q_loss": q_loss.detach()}

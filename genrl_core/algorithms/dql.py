@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import torch
 
 from genrl_core.algorithms.base import GenerativeAgent, PolicyConfig, make_policy
-from genrl_core.algorithms.in_support import SELECTS, check_choice, check_min, select
+from genrl_core.algorithms.config import check_choice, check_min, doc, with_defaults
+from genrl_core.algorithms.in_support import SELECTS, select
 from genrl_core.common import ema_update, frozen_copy
 from genrl_core.algorithms.critics import CriticConfig, TDCritic, warm_start
 from genrl_core.generative.ddpm import BETA_SCHEDULES, DDPM, DDPM_PREDICTIONS
@@ -43,32 +44,41 @@ DIFFUSIONS = ("ddpm", "ode")
 
 
 @dataclass
-class DQLConfig(PolicyConfig):
+@with_defaults(path=doc("vpsde", "diffusion=ode: the policy's path"),
+               prediction=doc("eps", "policy network's output (Diffusion-QL: eps); ddpm takes eps or x0, ode any"),
+               backbone=doc("mlp", "policy network (Diffusion-QL: an MLP with a time embedding, 3 hidden layers of 256)"),
+               widths=doc((256, 256, 256), "hidden widths of the mlp backbone (or the resunet's down path)"),
+               sampling_steps=doc(5, "DDPM levels N (ddpm), or solver steps (ode), in training and acting "
+                                     "(Diffusion-QL: 5)"),
+               lr=doc(3e-4, "Adam learning rate of the policy (Diffusion-QL: 3e-4)"),
+               critic_lr=doc(3e-4, "Adam learning rate of the double Q (Diffusion-QL: 3e-4)"),
+               critic_hidden=doc((256, 256), "hidden widths of each Q MLP (Diffusion-QL: 256, 256, 256)"))
+class DQLConfig(CriticConfig, PolicyConfig):
     """Diffusion-QL: the diffusion policy, its EMA copy, the double-Q TD critic and the Q-term weight."""
 
-    diffusion: str = "ddpm"  # ddpm: Diffusion-QL's discrete DDPM (sampling_steps levels, ancestral sampling); ode:
-    # the continuous path (path, prediction, t_min, weighting) sampled by sampling_steps steps of the ODE solver
-    beta_schedule: str = "vp"  # diffusion=ddpm: vp (Diffusion-QL's: the VP-SDE, beta 0.1 -> 10, in N pieces) or linear
-    path: str = "vpsde"  # diffusion=ode: the policy's path
-    prediction: str = "eps"  # policy network's output (Diffusion-QL: eps); ddpm takes eps or x0, ode any
-    backbone: str = "mlp"  # policy network (Diffusion-QL: an MLP with a time embedding, 3 hidden layers of 256)
-    widths: tuple[int, ...] = (256, 256, 256)  # hidden widths of the mlp backbone (or the resunet's down path)
-    sampling_steps: int = 5  # DDPM levels N (ddpm), or solver steps (ode), in training and acting (Diffusion-QL: 5)
-    lr: float = 3e-4  # Adam learning rate of the policy (Diffusion-QL: 3e-4)
-    eta: float = 1.0  # weight of the normalised Q term (Diffusion-QL: 1.0 on locomotion)
-    ema_tau: float = 0.005  # Polyak rate of the EMA policy (the critic's next actions)
-    act_with_ema: bool = False  # act() samples the EMA policy; False: the online one (Diffusion-QL's sample_action)
-    max_action: float = 1.0  # actions (and the DDPM's x_0 predictions) are clipped to [-max_action, max_action]
-    candidates: int = 50  # policy samples per state at inference, one chosen by Q (Diffusion-QL: 50); 1: no choice
-    select: str = "softmax"  # how among them: softmax (a draw from softmax(select_beta Q), Diffusion-QL) or argmax
-    select_beta: float = 1.0  # temperature of select=softmax (Diffusion-QL: 1)
-    gamma: float = 0.99  # discount factor
-    critic_lr: float = 3e-4  # Adam learning rate of the double Q (Diffusion-QL: 3e-4)
-    critic_tau: float = 0.005  # Polyak rate of the target Q
-    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q MLP (Diffusion-QL: 256, 256, 256)
-    critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
-    critic_init: str = ""  # pretrained IQL critic file warm-starting Q and target Q (a choice); "" = from scratch
+    diffusion: str = doc("ddpm", "ddpm: Diffusion-QL's discrete DDPM (sampling_steps levels, ancestral sampling); ode: "
+                                 "the continuous path (path, prediction, t_min, weighting) sampled by sampling_steps "
+                                 "steps of the ODE solver")
+    beta_schedule: str = doc("vp", "diffusion=ddpm: vp (Diffusion-QL's: the VP-SDE, beta 0.1 -> 10, in N pieces) or "
+                                   "linear")
+    eta: float = doc(1.0, "weight of the normalised Q term (Diffusion-QL: 1.0 on locomotion)")
+    ema_tau: float = doc(0.005, "Polyak rate of the EMA policy (the critic's next actions)")
+    act_with_ema: bool = doc(False, "act() samples the EMA policy; False: the online one (Diffusion-QL's "
+                                    "sample_action)")
+    max_action: float = doc(1.0, "actions (and the DDPM's x_0 predictions) are clipped to [-max_action, max_action]")
+    candidates: int = doc(50, "policy samples per state at inference, one chosen by Q (Diffusion-QL: 50); 1: no choice")
+    select: str = doc("softmax", "how among them: softmax (a draw from softmax(select_beta Q), Diffusion-QL) or argmax")
+    select_beta: float = doc(1.0, "temperature of select=softmax (Diffusion-QL: 1)")
 
+    def __post_init__(self) -> None:
+        check_choice("Diffusion-QL", "diffusion", self.diffusion, DIFFUSIONS)
+        check_choice("Diffusion-QL", "select", self.select, SELECTS)
+        check_min("Diffusion-QL", "eta", self.eta, 0.0)
+        check_min("Diffusion-QL", "candidates", self.candidates, 1)
+        check_min("Diffusion-QL", "sampling_steps", self.sampling_steps, 1)
+        if self.diffusion == "ddpm":
+            check_choice("Diffusion-QL", "beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+            check_choice("Diffusion-QL (diffusion=ddpm)", "prediction", self.prediction, DDPM_PREDICTIONS)
 
 class DQL(GenerativeAgent):
     """Diffusion policy + EMA policy + double-Q TD critic."""
@@ -77,23 +87,14 @@ class DQL(GenerativeAgent):
 
     def __init__(self, cfg: DQLConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        check_choice("Diffusion-QL", "diffusion", cfg.diffusion, DIFFUSIONS)
-        check_choice("Diffusion-QL", "select", cfg.select, SELECTS)
-        check_min("Diffusion-QL", "eta", cfg.eta, 0.0)
-        check_min("Diffusion-QL", "candidates", cfg.candidates, 1)
-        check_min("Diffusion-QL", "sampling_steps", cfg.sampling_steps, 1)
         self.cfg = cfg
         policy = make_policy(cfg, obs_dim, act_dim)
         if cfg.diffusion == "ddpm":
-            check_choice("Diffusion-QL", "beta_schedule", cfg.beta_schedule, BETA_SCHEDULES)
-            check_choice("Diffusion-QL (diffusion=ddpm)", "prediction", cfg.prediction, DDPM_PREDICTIONS)
             policy = DDPM(policy.net, cfg.sampling_steps, cfg.beta_schedule, cfg.prediction, cfg.max_action)
         self.policy = policy
         self.ema = frozen_copy(self.policy)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
-        ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
-                            value_init=cfg.critic_value_init)
-        self.critic = TDCritic(obs_dim, act_dim, ccfg)
+        self.critic = TDCritic(obs_dim, act_dim, cfg)
         if cfg.critic_init:  # a warm start: Diffusion-QL's own TD learning (Eq. 36) continues from it
             warm_start(cfg.critic_init, self.critic)
 

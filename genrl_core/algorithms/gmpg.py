@@ -14,31 +14,43 @@ from dataclasses import dataclass
 
 import torch
 
+from genrl_core.algorithms.config import doc, with_defaults
 from genrl_core.algorithms.base import (GenerativeAgent, IQLPolicyConfig, advantage_weights, critic_due, make_iql,
                                         make_policy)
 
 
 @dataclass
+@with_defaults(critic_steps=doc(1000, "IQL steps before policy training (run alongside behaviour pretraining)"),
+               critic_alongside=doc(False, "False: the critic is fixed in the policy phase (Algorithm 3); "
+                                           "True: trained on"))
 class GMPGConfig(IQLPolicyConfig):
     """GMPG: behaviour pretraining, IQL critic, then the reverse-KL policy gradient of Eq. 8."""
 
-    beta: float = 4.0  # weight of Q in -beta Q + log pi - log mu (paper Table 8 gives per-task values)
-    behaviour_steps: int = 1000  # flow-matching steps of mu before pi = copy(mu) starts training
-    policy_batch_size: int = 0  # minibatch of the policy phase (authors: 40960); 0: the run's batch size
-    behaviour_lr: float = 1e-4  # Adam learning rate of mu's pretraining (lr is the policy-gradient rate)
-    critic_steps: int = 1000  # IQL steps before policy training (run alongside behaviour pretraining)
-    critic_alongside: bool = False  # False: the critic is fixed in the policy phase (Algorithm 3); True: trained on
-    log_ratio_scale: str = "bits"  # bits: log pi - log mu divided by action_dim ln 2 (the authors' code, Table 8's
-    #                                betas); nats: Eq. 8 as printed
-    train_steps: int = 32  # solver steps T of the sampled action and its log-likelihoods in training
-    train_solver: str = "euler"  # fixed-step solver used in training
-    trace: str = "hutchinson"  # divergence estimator in training: exact or hutchinson (Eq. 45)
-    grad_checkpoint: bool = False  # recompute solver steps in backward: bounded memory at large T
-    static: bool = False  # Eq. 42: importance-weighted gradient on dataset actions instead of sampling pi
-    max_weight: float = 100.0  # clamp of exp(beta A) in the static variant
-    max_action: float = 0.0  # > 0: Eq. 8 scores Q(s, clip(a)), as the environment clips, so Q's extrapolation past
-    #                          the action bound is not followed (a choice, not the paper's; 0: Q(s, a) as in Eq. 8)
+    beta: float = doc(4.0, "weight of Q in -beta Q + log pi - log mu (paper Table 8 gives per-task values)")
+    behaviour_steps: int = doc(1000, "flow-matching steps of mu before pi = copy(mu) starts training")
+    policy_batch_size: int = doc(0, "minibatch of the policy phase (authors: 40960); 0: the run's batch size")
+    behaviour_lr: float = doc(1e-4, "Adam learning rate of mu's pretraining (lr is the policy-gradient rate)")
+    log_ratio_scale: str = doc("bits", "bits: log pi - log mu divided by action_dim ln 2 (the authors' code, Table 8's "
+                                       "betas); nats: Eq. 8 as printed")
+    train_steps: int = doc(32, "solver steps T of the sampled action and its log-likelihoods in training")
+    train_solver: str = doc("euler", "fixed-step solver used in training")
+    trace: str = doc("hutchinson", "divergence estimator in training: exact or hutchinson (Eq. 45)")
+    grad_checkpoint: bool = doc(False, "recompute solver steps in backward: bounded memory at large T")
+    static: bool = doc(False, "Eq. 42: importance-weighted gradient on dataset actions instead of sampling pi")
+    max_weight: float = doc(100.0, "clamp of exp(beta A) in the static variant")
+    max_action: float = doc(0.0, "> 0: Eq. 8 scores Q(s, clip(a)), as the environment clips, so Q's extrapolation past "
+                                 "the action bound is not followed (a choice, not the paper's; 0: Q(s, a) as in Eq. 8)")
 
+    def __post_init__(self) -> None:
+        if self.prediction != "velocity":
+            raise ValueError(f"GMPG needs a velocity model (prediction='velocity'), got {self.prediction!r}: "
+                             "eps/score outputs make the likelihood gradient unstable (paper Appendix C.7)")
+        if self.beta < 0 or self.max_action < 0:
+            raise ValueError(f"beta and max_action must be >= 0, got {self.beta} and {self.max_action}")
+        if self.policy_batch_size < 0:
+            raise ValueError(f"policy_batch_size must be >= 0 (0: the run's batch size), got {self.policy_batch_size}")
+        if self.log_ratio_scale not in LOG_RATIO_SCALES:
+            raise ValueError(f"unknown log_ratio_scale {self.log_ratio_scale!r}; valid: {list(LOG_RATIO_SCALES)}")
 
 LOG_RATIO_SCALES = ("bits", "nats")
 
@@ -50,15 +62,6 @@ class GMPG(GenerativeAgent):
 
     def __init__(self, cfg: GMPGConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        if cfg.prediction != "velocity":
-            raise ValueError(f"GMPG needs a velocity model (prediction='velocity'), got {cfg.prediction!r}: "
-                             "eps/score outputs make the likelihood gradient unstable (paper Appendix C.7)")
-        if cfg.beta < 0 or cfg.max_action < 0:
-            raise ValueError(f"beta and max_action must be >= 0, got {cfg.beta} and {cfg.max_action}")
-        if cfg.policy_batch_size < 0:
-            raise ValueError(f"policy_batch_size must be >= 0 (0: the run's batch size), got {cfg.policy_batch_size}")
-        if cfg.log_ratio_scale not in LOG_RATIO_SCALES:
-            raise ValueError(f"unknown log_ratio_scale {cfg.log_ratio_scale!r}; valid: {list(LOG_RATIO_SCALES)}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.behaviour_lr)

@@ -9,23 +9,31 @@ from dataclasses import dataclass
 
 import torch
 
+from genrl_core.algorithms.config import doc, with_defaults
 from genrl_core.algorithms.base import (WEIGHT_NORMS, GenerativeAgent, IQLPolicyConfig, advantage_weights, critic_due,
                                         make_iql, make_policy)
 
 
 @dataclass
+@with_defaults(critic_steps=doc(1000, "IQL steps of Algorithm 1's first loop, before the policy trains"),
+               critic_alongside=doc(False, "False: the critic is fixed in the policy phase (Algorithm 1); "
+                                           "True: trained on"))
 class GMPOConfig(IQLPolicyConfig):
     """GMPO: the policy, the IQL critic and the weighting of the matching loss."""
 
-    beta: float = 4.0  # temperature of exp(beta (Q - V)) (paper Table 8 gives per-task values)
-    max_weight: float = 100.0  # clamp of the exponential weight, its clamp ratio logged (authors: 100; 1000 on
-    #                            hopper-medium, 400 halfcheetah-medium-replay, 10000 walker2d-medium-replay)
-    critic_steps: int = 1000  # IQL steps of Algorithm 1's first loop, before the policy trains
-    critic_alongside: bool = False  # False: the critic is fixed in the policy phase (Algorithm 1); True: trained on
-    weight_norm: str = "clamp"  # clamp (paper) or batch (exp(beta A) / batch mean, no clamp: exact tilt at large beta)
-    softmax_k: int = 0  # > 0: Eq. 41's softmax over K behaviour-model actions per state (Algorithm 2)
-    behaviour_steps: int = 0  # matching steps of the behaviour model before policy training (softmax only)
+    beta: float = doc(4.0, "temperature of exp(beta (Q - V)) (paper Table 8 gives per-task values)")
+    max_weight: float = doc(100.0, "clamp of the exponential weight, its clamp ratio logged (authors: 100; 1000 on "
+                                   "hopper-medium, 400 halfcheetah-medium-replay, 10000 walker2d-medium-replay)")
+    weight_norm: str = doc("clamp", "clamp (paper) or batch (exp(beta A) / batch mean, no clamp: exact tilt at large "
+                                    "beta)")
+    softmax_k: int = doc(0, "> 0: Eq. 41's softmax over K behaviour-model actions per state (Algorithm 2)")
+    behaviour_steps: int = doc(0, "matching steps of the behaviour model before policy training (softmax only)")
 
+    def __post_init__(self) -> None:
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.weight_norm not in WEIGHT_NORMS:
+            raise ValueError(f"unknown weight_norm {self.weight_norm!r}; valid: {list(WEIGHT_NORMS)}")
 
 class GMPO(GenerativeAgent):
     """Generative Model Policy Optimisation on an IQL critic."""
@@ -34,10 +42,6 @@ class GMPO(GenerativeAgent):
 
     def __init__(self, cfg: GMPOConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        if cfg.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {cfg.beta}")
-        if cfg.weight_norm not in WEIGHT_NORMS:
-            raise ValueError(f"unknown weight_norm {cfg.weight_norm!r}; valid: {list(WEIGHT_NORMS)}")
         self.cfg = cfg
         self.policy = make_policy(cfg, obs_dim, act_dim)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)

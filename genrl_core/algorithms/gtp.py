@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from genrl_core.algorithms.config import doc, with_defaults
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import ema_update, frozen_copy
 from genrl_core.algorithms.critics import CriticConfig, TDCritic, expectile_loss, warm_start
@@ -26,45 +27,44 @@ FLOW_WEIGHTS = ("edm", "uniform")
 
 
 @dataclass
-class GTPConfig:
+@with_defaults(critic_lr=doc(3e-4, "Adam learning rate of the critic and V; 0 freezes them (their steps are skipped)"),
+               critic_init=doc("", "pretrained IQL critic file whose Q (and V) warm-start the TD critic (a "
+                                   "choice); \"\" = none"))
+class GTPConfig(CriticConfig):
     """GTP's fields; 'a choice' marks what the paper leaves open (defaults from EDM / iCT / consistency policies)."""
 
-    eta: float = 1.0  # advantage temperature of w = exp(eta max(0, A) / std(A)); 0 = GTP-BC
-    w_max: float = 100.0  # clamp on the advantage weight (a choice; the paper gives none)
-    adv_eps: float = 1e-6  # eps in the weight's std(A) + eps
-    q_term: str = "exp"  # "exp": advantage weight; "linear": ablation, - lambda_q Q(s, a_pi) added, w = 1
-    lambda_q: float = 0.01  # coefficient of the linear Q term (paper: 0.01 works, 0.1 / 1.0 diverge)
-    teacher: str = "surrogate"  # "surrogate": teacher at a + u z; "ode": ablation, EMA-velocity Euler steps t -> u
-    ode_steps: int = 2  # Euler steps of the ODE teacher (paper: <= 3)
-    lambda_flow: float = 0.05  # weight of the flow (denoising) loss (a choice; not given in the paper)
-    flow_weight: str = "edm"  # per-t weight of the flow loss (a choice): "edm" (t^2 + sd^2) / (t sd)^2, "uniform"
-    v_source: str = "expectile"  # how V(s) is formed (a choice): "expectile" V net on Q, "policy" mean Q of EMA actor
-    v_samples: int = 4  # EMA-actor samples per state for v_source="policy"
-    expectile: float = 0.7  # expectile of the V net for v_source="expectile"
-    t_min: float = 0.002  # smallest noise level (a choice: EDM / consistency-policy default)
-    t_max: float = 80.0  # largest noise level T (a choice: EDM / consistency-policy default)
-    sigma_data: float = 0.5  # action std assumed by the EDM preconditioning (a choice)
-    precond: bool = True  # EDM c_skip / c_out preconditioning of phi (a choice; not confirmed in the paper)
-    rho: float = 7.0  # Karras grid exponent, training and sampling
-    n_start: int = 10  # initial number of discretisation intervals
-    n_end: int = 1280  # final number of discretisation intervals (doubling from n_start)
-    schedule_steps: int = 1_000_000  # training steps over which the discretisation grows (set to the run length)
-    p_mean: float = -1.1  # mean of the log-normal time sampling (log t)
-    p_std: float = 2.0  # std of the log-normal time sampling (log t)
-    sampling_steps: int = 5  # K, flow-map jumps per action in act() and for critic targets (paper: 5; 2 nearly as good)
-    backbone: str = "mlp"  # phi network: "mlp" or "resunet" (a choice)
-    hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of the "mlp" backbone
-    time_freq: float = 1.0  # std of the Fourier frequencies of t and tau over the log-time range (a choice)
-    actor_lr: float = 3e-4  # Adam learning rate of the flow map
-    ema_tau: float = 0.005  # Polyak rate of the EMA actor (teacher, critic target actor, acting)
-    act_with_ema: bool = True  # act() samples from the EMA actor (else the online one)
-    max_action: float = 1.0  # actions are clipped to [-max_action, max_action] in act() and critic targets
-    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q (and V) MLP
-    critic_lr: float = 3e-4  # Adam learning rate of the critic and V; 0 freezes them (their steps are skipped)
-    gamma: float = 0.99  # discount factor
-    critic_tau: float = 0.005  # Polyak rate of the target Q
-    critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's)
-    critic_init: str = ""  # pretrained IQL critic file whose Q (and V) warm-start the TD critic (a choice); "" = none
+    eta: float = doc(1.0, "advantage temperature of w = exp(eta max(0, A) / std(A)); 0 = GTP-BC")
+    w_max: float = doc(100.0, "clamp on the advantage weight (a choice; the paper gives none)")
+    adv_eps: float = doc(1e-6, "eps in the weight's std(A) + eps")
+    q_term: str = doc("exp", "\"exp\": advantage weight; \"linear\": ablation, - lambda_q Q(s, a_pi) added, w = 1")
+    lambda_q: float = doc(0.01, "coefficient of the linear Q term (paper: 0.01 works, 0.1 / 1.0 diverge)")
+    teacher: str = doc("surrogate", "\"surrogate\": teacher at a + u z; \"ode\": ablation, EMA-velocity Euler steps t -> u")
+    ode_steps: int = doc(2, "Euler steps of the ODE teacher (paper: <= 3)")
+    lambda_flow: float = doc(0.05, "weight of the flow (denoising) loss (a choice; not given in the paper)")
+    flow_weight: str = doc("edm", "per-t weight of the flow loss (a choice): \"edm\" (t^2 + sd^2) / (t sd)^2, \"uniform\"")
+    v_source: str = doc("expectile", "how V(s) is formed (a choice): \"expectile\" V net on Q, \"policy\" mean Q of EMA "
+                                     "actor")
+    v_samples: int = doc(4, "EMA-actor samples per state for v_source=\"policy\"")
+    expectile: float = doc(0.7, "expectile of the V net for v_source=\"expectile\"")
+    t_min: float = doc(0.002, "smallest noise level (a choice: EDM / consistency-policy default)")
+    t_max: float = doc(80.0, "largest noise level T (a choice: EDM / consistency-policy default)")
+    sigma_data: float = doc(0.5, "action std assumed by the EDM preconditioning (a choice)")
+    precond: bool = doc(True, "EDM c_skip / c_out preconditioning of phi (a choice; not confirmed in the paper)")
+    rho: float = doc(7.0, "Karras grid exponent, training and sampling")
+    n_start: int = doc(10, "initial number of discretisation intervals")
+    n_end: int = doc(1280, "final number of discretisation intervals (doubling from n_start)")
+    schedule_steps: int = doc(1_000_000, "training steps over which the discretisation grows (set to the run length)")
+    p_mean: float = doc(-1.1, "mean of the log-normal time sampling (log t)")
+    p_std: float = doc(2.0, "std of the log-normal time sampling (log t)")
+    sampling_steps: int = doc(5, "K, flow-map jumps per action in act() and for critic targets (paper: 5; 2 nearly as "
+                                 "good)")
+    backbone: str = doc("mlp", "phi network: \"mlp\" or \"resunet\" (a choice)")
+    hidden: tuple[int, ...] = doc((256, 256, 256), "hidden widths of the \"mlp\" backbone")
+    time_freq: float = doc(1.0, "std of the Fourier frequencies of t and tau over the log-time range (a choice)")
+    actor_lr: float = doc(3e-4, "Adam learning rate of the flow map")
+    ema_tau: float = doc(0.005, "Polyak rate of the EMA actor (teacher, critic target actor, acting)")
+    act_with_ema: bool = doc(True, "act() samples from the EMA actor (else the online one)")
+    max_action: float = doc(1.0, "actions are clipped to [-max_action, max_action] in act() and critic targets")
 
     def __post_init__(self) -> None:
         for name, value, valid in (("teacher", self.teacher, TEACHERS), ("q_term", self.q_term, Q_TERMS),
@@ -115,9 +115,7 @@ class GTP(Agent):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         # GTP-BC (eta = 0 with the exp weight) has no critic: it could not affect the actor
         self.uses_critic = cfg.q_term == "linear" or cfg.eta != 0.0
-        critic_cfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma,
-                                  tau=cfg.critic_tau, expectile=cfg.expectile, value_init=cfg.critic_value_init)
-        self.critic = TDCritic(obs_dim, act_dim, critic_cfg) if self.uses_critic else None
+        self.critic = TDCritic(obs_dim, act_dim, cfg) if self.uses_critic else None
         self.v = VNet(obs_dim, tuple(cfg.critic_hidden)) if self.uses_critic and cfg.v_source == "expectile" else None
         self.v_opt = torch.optim.Adam(self.v.parameters(), lr=cfg.critic_lr) if self.v is not None else None
         if cfg.critic_init and self.uses_critic:

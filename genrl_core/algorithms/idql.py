@@ -11,20 +11,26 @@ from dataclasses import dataclass
 import torch
 
 from genrl_core.algorithms.base import Agent, IQLPolicyConfig, critic_due, make_iql, make_policy
-from genrl_core.algorithms.in_support import check_choice, check_min, matching_step, pick, sample_candidates, select
+from genrl_core.algorithms.config import check_choice, check_min, doc, with_defaults
+from genrl_core.algorithms.in_support import matching_step, pick, sample_candidates, select
 
 IDQL_SELECTS = ("implicit", "argmax")
 
 
 @dataclass
+@with_defaults(path=doc("vpsde", "behaviour model's path (paper Table 3: VPSDE)"),
+               prediction=doc("eps", "behaviour network's output (IDQL: a noise-prediction diffusion model)"))
 class IDQLConfig(IQLPolicyConfig):
     """IDQL: the behaviour model, the IQL critic and how an action is chosen among behaviour candidates."""
 
-    path: str = "vpsde"  # behaviour model's path (paper Table 3: VPSDE)
-    prediction: str = "eps"  # behaviour network's output (IDQL: a noise-prediction diffusion model)
-    candidates: int = 32  # N behaviour samples per state when acting (a choice; IDQL uses 32 to 256)
-    select: str = "implicit"  # implicit: draw with Eq. 34's expectile weights |tau - 1(Q < V)|; argmax: highest Q
+    candidates: int = doc(32, "N behaviour samples per state when acting (a choice; IDQL uses 32 to 256)")
+    select: str = doc("implicit", "implicit: draw with Eq. 34's expectile weights |tau - 1(Q < V)|; argmax: highest Q")
 
+    def __post_init__(self) -> None:
+        check_choice("IDQL", "select", self.select, IDQL_SELECTS)
+        check_min("IDQL", "candidates", self.candidates, 1)
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"IDQL: expectile must lie in (0, 1), got {self.expectile}")
 
 class IDQL(Agent):
     """Behaviour model + IQL critic; acts by importance resampling of behaviour candidates."""
@@ -33,10 +39,6 @@ class IDQL(Agent):
 
     def __init__(self, cfg: IDQLConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        check_choice("IDQL", "select", cfg.select, IDQL_SELECTS)
-        check_min("IDQL", "candidates", cfg.candidates, 1)
-        if not 0.0 < cfg.expectile < 1.0:
-            raise ValueError(f"IDQL: expectile must lie in (0, 1), got {cfg.expectile}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr)

@@ -7,33 +7,22 @@ ends (the behaviour model is frozen from then on), and looked up by the batch's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import ClassVar, TYPE_CHECKING
 
 import torch
 
 from genrl_core.algorithms.base import Agent, PolicyConfig, make_policy
+from genrl_core.algorithms.config import check_choice, check_min, doc, with_defaults
 from genrl_core.algorithms.critics import CriticConfig, TDCritic, warm_start
 from genrl_core.generative.model import GenerativeModel
 
 if TYPE_CHECKING:
-    from genrl_core.data.loading import OfflineData
+    from genrl_core.data.offline import OfflineData
 
 CACHE_CHUNK = 65536  # behaviour samples drawn per chunk while the candidate cache is built (bounds its memory)
 CACHE_SEED_OFFSET = 1_000_003  # the cache's noise generator is seeded with seed + this (apart from the run's streams)
 SELECTS = ("argmax", "softmax")  # how an action is chosen among candidates scored by Q
 TARGETS = ("softmax", "max")  # the next-state value of Eq. 29 over behaviour candidates
-
-
-def check_choice(algo: str, name: str, value: str, valid: Sequence[str]) -> None:
-    """One clear line for a config string outside its valid set."""
-    if value not in valid:
-        raise ValueError(f"{algo}: unknown {name} {value!r}; valid: {list(valid)}")
-
-
-def check_min(algo: str, name: str, value: float, low: float) -> None:
-    """One clear line for a config number below its minimum."""
-    if value < low:
-        raise ValueError(f"{algo}: {name} must be >= {low}, got {value}")
 
 
 def matching_step(model: GenerativeModel, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -83,26 +72,26 @@ def select(actions: torch.Tensor, scores: torch.Tensor, n: int, how: str, beta: 
 
 
 @dataclass
-class InSupportConfig(PolicyConfig):
+@with_defaults(path=doc("vpsde", "behaviour model's path: SfBC and QGPO use VPSDE (paper Table 3)"),
+               prediction=doc("eps", "behaviour network's output (SfBC / QGPO: a noise-prediction score model)"))
+class InSupportConfig(CriticConfig, PolicyConfig):
     """A behaviour model and a double-Q critic trained by in-support Q-learning (paper Eq. 29): SfBC and QGPO."""
 
-    path: str = "vpsde"  # behaviour model's path: SfBC and QGPO use VPSDE (paper Table 3)
-    prediction: str = "eps"  # behaviour network's output (SfBC / QGPO: a noise-prediction score model)
-    behaviour_steps: int = 1000  # matching steps of the behaviour model; then it is frozen and the critic trains
-    target_candidates: int = 16  # N behaviour samples per next state in Eq. 29's target (a choice)
-    target: str = "softmax"  # next-state value over the N: softmax (Eq. 29, one draw from softmax(beta Q)) or max
-    target_beta: float = 1.0  # temperature of the target softmax (Eq. 29: 1)
-    train_sampling_steps: int = 16  # solver steps of the behaviour samples drawn in training (a choice)
-    gamma: float = 0.99  # discount factor
-    critic_lr: float = 1e-4  # Adam learning rate of the double Q (paper Table 7)
-    critic_tau: float = 0.005  # Polyak rate of the target Q
-    critic_hidden: tuple[int, ...] = (256, 256)  # hidden widths of each Q MLP
-    critic_value_init: bool = False  # start Q at mean(r)/(1-gamma) (a choice, not the paper's; faster at gamma 0.99)
-    critic_init: str = ""  # pretrained IQL critic file warm-starting Q and target Q (a choice); "" = from scratch
-    candidate_cache: bool = True  # draw each dataset state's behaviour candidates once, when behaviour training
-    # ends, and look them up by index (as SfBC / QGPO do; ~190 MB per 16 candidates of 3-d actions per 1M states);
-    # False: fresh samples in every update
+    behaviour_steps: int = doc(1000, "matching steps of the behaviour model; then it is frozen and the critic trains")
+    target_candidates: int = doc(16, "N behaviour samples per next state in Eq. 29's target (a choice)")
+    target: str = doc("softmax", "next-state value over the N: softmax (Eq. 29, one draw from softmax(beta Q)) or max")
+    target_beta: float = doc(1.0, "temperature of the target softmax (Eq. 29: 1)")
+    train_sampling_steps: int = doc(16, "solver steps of the behaviour samples drawn in training (a choice)")
+    candidate_cache: bool = doc(True, "draw each dataset state's behaviour candidates once, when behaviour training "
+                                      "ends, and look them up by index (as SfBC / QGPO do; ~190 MB per 16 candidates "
+                                      "of 3-d actions per 1M states); False: fresh samples in every update")
 
+    algo: ClassVar[str] = "in-support"  # the algorithm's name in error messages
+
+    def __post_init__(self) -> None:
+        check_choice(self.algo, "target", self.target, TARGETS)
+        for name in ("target_candidates", "train_sampling_steps", "sampling_steps"):
+            check_min(self.algo, name, getattr(self, name), 1)
 
 class InSupportAgent(Agent):
     """Behaviour pretraining, then TD learning whose next action is chosen among the frozen behaviour's samples."""
@@ -112,15 +101,10 @@ class InSupportAgent(Agent):
 
     def __init__(self, cfg: InSupportConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        check_choice(self.name, "target", cfg.target, TARGETS)
-        for field in ("target_candidates", "train_sampling_steps", "sampling_steps"):
-            check_min(self.name, field, getattr(cfg, field), 1)
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr)
-        ccfg = CriticConfig(hidden=tuple(cfg.critic_hidden), lr=cfg.critic_lr, gamma=cfg.gamma, tau=cfg.critic_tau,
-                            value_init=cfg.critic_value_init)
-        self.critic = TDCritic(obs_dim, act_dim, ccfg)
+        self.critic = TDCritic(obs_dim, act_dim, cfg)
         if cfg.critic_init:  # a warm start: the in-support Q-learning of Eq. 29 continues from it
             warm_start(cfg.critic_init, self.critic)
         self.data: OfflineData | None = None  # the bound dataset (bind_data); plain attributes, not saved

@@ -29,13 +29,14 @@ results are read with them in mind:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
 from genrl_core.generative import solvers
-from genrl_core.algorithms.in_support import InSupportAgent, InSupportConfig, check_min
+from genrl_core.algorithms.config import check_min, doc
+from genrl_core.algorithms.in_support import InSupportAgent, InSupportConfig
 from genrl_core.generative.networks import GaussianFourierEmbedding, mlp
 from genrl_core.generative.paths import make_path
 
@@ -59,12 +60,24 @@ def guidance_scale_for(task: str, default: float = 1.0) -> float:
 class QGPOConfig(InSupportConfig):
     """QGPO: behaviour model and in-support Q (InSupportConfig), the energy model and its guidance."""
 
-    beta: float = 3.0  # CEP temperature: targets softmax(beta Q) over the K samples of a state (Eq. 30)
-    energy_candidates: int = 16  # K behaviour samples per state in contrastive energy prediction (QGPO: 16)
-    guidance_scale: float = 1.0  # s in grad log mu_t + s grad E_phi when sampling (Eq. 31: 1; < 1 tempers)
-    energy_hidden: tuple[int, ...] = (256, 256, 256)  # hidden widths of the energy MLP
-    energy_lr: float = 1e-4  # Adam learning rate of the energy model (paper Table 7's rate)
+    beta: float = doc(3.0, "CEP temperature: targets softmax(beta Q) over the K samples of a state (Eq. 30)")
+    energy_candidates: int = doc(16, "K behaviour samples per state in contrastive energy prediction (QGPO: 16)")
+    guidance_scale: float = doc(1.0, "s in grad log mu_t + s grad E_phi when sampling (Eq. 31: 1; < 1 tempers)")
+    energy_hidden: tuple[int, ...] = doc((256, 256, 256), "hidden widths of the energy MLP")
+    energy_lr: float = doc(1e-4, "Adam learning rate of the energy model (paper Table 7's rate)")
 
+    algo: ClassVar[str] = "QGPO"
+
+    def __post_init__(self) -> None:
+        if not make_path(self.path).is_diffusion:
+            raise ValueError(f"QGPO needs a diffusion path (vpsde or gvp), got {self.path!r}: its energy guidance "
+                             "adds to the behaviour's score, which flow models do not give (paper Appendix C.2)")
+        if self.solver not in GUIDED_SOLVERS:
+            raise ValueError(f"QGPO: guided sampling needs a fixed-step solver, got {self.solver!r}; "
+                             f"valid: {list(GUIDED_SOLVERS)}")
+        check_min(self.algo, "beta", self.beta, 0.0)
+        check_min(self.algo, "energy_candidates", self.energy_candidates, 2)
+        super().__post_init__()
 
 class EnergyNet(nn.Module):
     """E_phi(s, a_t, t): an MLP on concat(a_t, Fourier features of t, s) returning [B]."""
@@ -86,14 +99,6 @@ class QGPO(InSupportAgent):
     name = "QGPO"
 
     def __init__(self, cfg: QGPOConfig, obs_dim: int, act_dim: int):
-        if not make_path(cfg.path).is_diffusion:
-            raise ValueError(f"QGPO needs a diffusion path (vpsde or gvp), got {cfg.path!r}: its energy guidance "
-                             "adds to the behaviour's score, which flow models do not give (paper Appendix C.2)")
-        if cfg.solver not in GUIDED_SOLVERS:
-            raise ValueError(f"QGPO: guided sampling needs a fixed-step solver, got {cfg.solver!r}; "
-                             f"valid: {list(GUIDED_SOLVERS)}")
-        check_min("QGPO", "beta", cfg.beta, 0.0)
-        check_min("QGPO", "energy_candidates", cfg.energy_candidates, 2)
         super().__init__(cfg, obs_dim, act_dim)
         self.energy = EnergyNet(obs_dim, act_dim, tuple(cfg.energy_hidden))
         self.energy_opt = torch.optim.Adam(self.energy.parameters(), lr=cfg.energy_lr)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import ClassVar
+
 import torch
 
-from genrl_core.algorithms.in_support import (SELECTS, InSupportAgent, InSupportConfig, check_choice, check_min,
+from genrl_core.algorithms.config import check_choice, check_min, doc
+from genrl_core.algorithms.in_support import (SELECTS, InSupportAgent, InSupportConfig,
                                              sample_candidates, select)
 
 
@@ -17,10 +20,16 @@ from genrl_core.algorithms.in_support import (SELECTS, InSupportAgent, InSupport
 class SfBCConfig(InSupportConfig):
     """SfBC: the behaviour model and in-support critic of InSupportConfig, plus how an action is selected."""
 
-    candidates: int = 32  # N behaviour samples per state when acting (SfBC: 32)
-    select: str = "argmax"  # argmax: highest Q (paper C.1); softmax: a draw from softmax(select_beta Q) (SfBC's)
-    select_beta: float = 1.0  # temperature of select=softmax
+    candidates: int = doc(32, "N behaviour samples per state when acting (SfBC: 32)")
+    select: str = doc("argmax", "argmax: highest Q (paper C.1); softmax: a draw from softmax(select_beta Q) (SfBC's)")
+    select_beta: float = doc(1.0, "temperature of select=softmax")
 
+    algo: ClassVar[str] = "SfBC"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.algo, "select", self.select, SELECTS)
+        check_min(self.algo, "candidates", self.candidates, 1)
 
 class SfBC(InSupportAgent):
     """Behaviour model + in-support double Q; acts by the best of N behaviour candidates."""
@@ -29,8 +38,6 @@ class SfBC(InSupportAgent):
     name = "SfBC"
 
     def __init__(self, cfg: SfBCConfig, obs_dim: int, act_dim: int):
-        check_choice(self.name, "select", cfg.select, SELECTS)
-        check_min(self.name, "candidates", cfg.candidates, 1)
         super().__init__(cfg, obs_dim, act_dim)
 
     @torch.no_grad()

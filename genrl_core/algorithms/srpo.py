@@ -14,7 +14,8 @@ from torch import nn
 
 from genrl_core.algorithms.base import Agent, IQLPolicyConfig, critic_due, make_iql, make_policy
 from genrl_core.generative.fast_sampling import fast_sample
-from genrl_core.algorithms.in_support import check_choice, check_min, matching_step
+from genrl_core.algorithms.config import check_choice, check_min, doc, with_defaults
+from genrl_core.algorithms.in_support import matching_step
 from genrl_core.generative.networks import mlp
 from genrl_core.generative.paths import make_path
 
@@ -24,23 +25,35 @@ REG_WEIGHTS = ("sigma2", "uniform", "snr")
 
 
 @dataclass
+@with_defaults(path=doc("vpsde", "behaviour model's path: SRPO uses VPSDE (paper Table 3)"),
+               prediction=doc("eps", "behaviour network's output (SRPO: a noise-prediction score model)"))
 class SRPOConfig(IQLPolicyConfig):
     """SRPO: behaviour model and IQL critic (IQLPolicyConfig), then the regularised MLP policy of Eq. 35."""
 
-    path: str = "vpsde"  # behaviour model's path: SRPO uses VPSDE (paper Table 3)
-    prediction: str = "eps"  # behaviour network's output (SRPO: a noise-prediction score model)
-    behaviour_steps: int = 1000  # matching steps of the behaviour model before the policy trains (it is then frozen)
-    beta: float = 1.0  # weight of Q in -beta Q + regulariser (Eq. 35), Q divided by its batch mean |Q| if q_norm
-    q_norm: bool = True  # divide Q by the detached batch mean |Q| (scale-free beta; a choice, as Diffusion-QL does)
-    actor: str = "deterministic"  # deterministic (SRPO's Dirac policy) or gaussian (mean and state-dependent std)
-    squash: str = "tanh"  # how actions are bounded to [-max_action, max_action]: tanh or clip
-    max_action: float = 1.0  # action bound
-    actor_hidden: tuple[int, ...] = (256, 256)  # hidden widths of the policy MLP
-    actor_lr: float = 3e-4  # Adam learning rate of the policy (SRPO: 3e-4)
-    reg_weight: str = "sigma2"  # w(t) multiplying eps_mu - eps: sigma2 (sigma_t^2, SRPO's), uniform, snr (alpha/sigma)
-    reg_t_min: float = 0.02  # smallest diffusion time of the regulariser (SRPO: t ~ U[0.02, 0.98])
-    reg_t_max: float = 0.98  # largest diffusion time of the regulariser
+    behaviour_steps: int = doc(1000, "matching steps of the behaviour model before the policy trains (it is then "
+                                     "frozen)")
+    beta: float = doc(1.0, "weight of Q in -beta Q + regulariser (Eq. 35), Q divided by its batch mean |Q| if q_norm")
+    q_norm: bool = doc(True, "divide Q by the detached batch mean |Q| (scale-free beta; a choice, as Diffusion-QL "
+                             "does)")
+    actor: str = doc("deterministic", "deterministic (SRPO's Dirac policy) or gaussian (mean and state-dependent std)")
+    squash: str = doc("tanh", "how actions are bounded to [-max_action, max_action]: tanh or clip")
+    max_action: float = doc(1.0, "action bound")
+    actor_hidden: tuple[int, ...] = doc((256, 256), "hidden widths of the policy MLP")
+    actor_lr: float = doc(3e-4, "Adam learning rate of the policy (SRPO: 3e-4)")
+    reg_weight: str = doc("sigma2", "w(t) multiplying eps_mu - eps: sigma2 (sigma_t^2, SRPO's), uniform, snr "
+                                    "(alpha/sigma)")
+    reg_t_min: float = doc(0.02, "smallest diffusion time of the regulariser (SRPO: t ~ U[0.02, 0.98])")
+    reg_t_max: float = doc(0.98, "largest diffusion time of the regulariser")
 
+    def __post_init__(self) -> None:
+        for name, valid in (("actor", ACTORS), ("squash", SQUASHES), ("reg_weight", REG_WEIGHTS)):
+            check_choice("SRPO", name, getattr(self, name), valid)
+        if not make_path(self.path).is_diffusion:
+            raise ValueError(f"SRPO needs a diffusion path (vpsde or gvp), got {self.path!r}: its regulariser is the "
+                             "behaviour's score, which flow models do not give (paper Appendix C.4)")
+        check_min("SRPO", "beta", self.beta, 0.0)
+        if not 0.0 < self.reg_t_min < self.reg_t_max <= 1.0:
+            raise ValueError(f"SRPO: need 0 < reg_t_min < reg_t_max <= 1, got {self.reg_t_min}, {self.reg_t_max}")
 
 class SquashedActor(nn.Module):
     """a = squash(mu(s) [+ std(s) z]): an MLP giving a mean (and a log-std for the Gaussian policy)."""
@@ -67,14 +80,6 @@ class SRPO(Agent):
 
     def __init__(self, cfg: SRPOConfig, obs_dim: int, act_dim: int):
         super().__init__()
-        for name, valid in (("actor", ACTORS), ("squash", SQUASHES), ("reg_weight", REG_WEIGHTS)):
-            check_choice("SRPO", name, getattr(cfg, name), valid)
-        if not make_path(cfg.path).is_diffusion:
-            raise ValueError(f"SRPO needs a diffusion path (vpsde or gvp), got {cfg.path!r}: its regulariser is the "
-                             "behaviour's score, which flow models do not give (paper Appendix C.4)")
-        check_min("SRPO", "beta", cfg.beta, 0.0)
-        if not 0.0 < cfg.reg_t_min < cfg.reg_t_max <= 1.0:
-            raise ValueError(f"SRPO: need 0 < reg_t_min < reg_t_max <= 1, got {cfg.reg_t_min}, {cfg.reg_t_max}")
         self.cfg = cfg
         self.behaviour = make_policy(cfg, obs_dim, act_dim)
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr)

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from genrl_core.data.loading import OfflineData
+from genrl_core.data.offline import OfflineData
 
 T_START, T_END = 1.5 * math.pi, 4.5 * math.pi
 SWISS_SCALE = T_END  # divides spiral coordinates so that the outer end lies at radius 1

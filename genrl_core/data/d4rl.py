@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
-from genrl_core.data.loading import DatasetCorruptError, DatasetNotFoundError
+from genrl_core.data.offline import DatasetCorruptError, DatasetNotFoundError
 
 PATH_ENV = "D4RL_DATASETS_PATH"
 PREFIX = "d4rl/"

@@ -241,10 +241,34 @@ def _load_toy(dataset_id: str, scaling: str) -> OfflineData:
     return data
 
 
+def _episode_returns(dataset_id: str) -> np.ndarray:
+    """Undiscounted return of every episode of a Minari dataset."""
+    import minari
+
+    ds = minari.load_dataset(dataset_id)
+    return np.asarray([float(np.sum(ep.rewards, dtype=np.float64)) for ep in ds.iterate_episodes()])
+
+
+def _load_joined(ids: list[str], device: str | torch.device, reward_scaling: str, normalize_obs: bool,
+                 download: bool) -> OfflineData:
+    """Several datasets concatenated (medium-expert style), rewards scaled over all their episodes together."""
+    dataset_id = "+".join(ids)
+    data = concat([load(i, device, reward_scaling="none", download=download) for i in ids], dataset_id)
+    mode = resolve_scaling(ids[0], reward_scaling)
+    if mode != "none":
+        returns = np.concatenate([_episode_returns(i) for i in ids])
+        reward = scale_rewards(data.reward.cpu().numpy(), returns, mode)
+        data = replace(data, reward=torch.as_tensor(reward, device=data.device))
+    return concat([data], dataset_id, normalize_obs=True) if normalize_obs else data
+
+
 def load(dataset_id: str, device: str | torch.device = "cpu", reward_scaling: str = "auto",
          normalize_obs: bool = False, download: bool = False) -> OfflineData:
     """Load a Minari dataset, a D4RL file (d4rl/<env>-<kind>-v<n>, from D4RL_DATASETS_PATH; `download` does not
-    apply) or a toy/... bandit as transition tensors on `device`."""
+    apply) or a toy/... bandit as transition tensors on `device`; several '+'-joined ids are concatenated and
+    reward-scaled over all their episodes."""
+    if "+" in dataset_id:
+        return _load_joined(dataset_id.split("+"), device, reward_scaling, normalize_obs, download)
     from genrl_core.data import bandits
 
     scaling = resolve_scaling(dataset_id, reward_scaling)

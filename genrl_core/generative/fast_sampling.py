@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from genrl_core.generative import solvers
+from genrl_core.torch_compat import own_parameters, parameter_version
 from genrl_core.generative.model import GenerativeModel
 from genrl_core.generative.networks import MLPBackbone, ResidualUNet
 
@@ -50,7 +51,7 @@ class FastNet:
 
     def __init__(self, net: torch.nn.Module):
         self.net, self.unet = net, isinstance(net, ResidualUNet)
-        self._modules = [m for m in net.modules() if m._parameters]  # their parameters are looked up at each refresh
+        self._modules = [m for m in net.modules() if own_parameters(m)]  # parameters looked up at each refresh
         self._versions: tuple[tuple[int, int], ...] = ()
         self.w: dict[str, torch.Tensor] = {}
         self.fields: dict[tuple, "FastField"] = {}
@@ -88,8 +89,8 @@ class FastNet:
         """Copy the parameters into the derived weights if any parameter changed since the last copy: in place, or
         new buffers when their device or dtype changed (`.to()`, `.double()`, `load_state_dict(assign=True)` give
         parameters new storage without a new version)."""
-        versions = tuple((p._version, p.data_ptr()) for m in self._modules for p in m._parameters.values()
-                         if p is not None)
+        versions = tuple((parameter_version(p), p.data_ptr()) for m in self._modules
+                         for p in own_parameters(m).values() if p is not None)
         if versions == self._versions:
             return
         fresh = self._fresh_weights()

@@ -32,15 +32,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
-from torch._C._functorch import (_add_batch_dim, _remove_batch_dim, _vmap_decrement_nesting,
-                                 _vmap_increment_nesting, is_batchedtensor, maybe_get_bdim, maybe_get_level)
-from torch.nn.utils.stateless import _reparametrize_module
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_map
 
 from genrl_core.algorithms.base import Agent
 from genrl_core.common import seed_everything
-from genrl_core.data.loading import OfflineData
+from genrl_core.torch_compat import (add_batch_dim, disable_functorch, get_unwrapped, is_batchedtensor, maybe_get_bdim,
+                                     maybe_get_level, remove_batch_dim, reparametrize_module, tree_map,
+                                     vmap_decrement_nesting, vmap_increment_nesting)
+from genrl_core.data.offline import OfflineData
 from genrl_core.generative.networks import precision_context
 from genrl_core.run.training import Accumulator, build_agent
 
@@ -142,19 +141,19 @@ class _SeedMode(TorchFunctionMode):
 
     def _phys(self, t: Any) -> Any:
         """A batched tensor of this level as its physical [N, ...] tensor; anything else unchanged."""
-        return _remove_batch_dim(t, self.level, self.n, 0) if self._ours(t) else t
+        return remove_batch_dim(t, self.level, self.n, 0) if self._ours(t) else t
 
     def _wrap(self, t: Any) -> Any:
-        return _add_batch_dim(t, 0, self.level) if isinstance(t, torch.Tensor) else t
+        return add_batch_dim(t, 0, self.level) if isinstance(t, torch.Tensor) else t
 
     @contextlib.contextmanager
     def _outside(self) -> Iterator[None]:
         """Leave the vmap level for a moment (levels are numbered by depth, so re-entering gives the same one)."""
-        _vmap_decrement_nesting()
+        vmap_decrement_nesting()
         try:
             yield
         finally:
-            if _vmap_increment_nesting(self.n, "error") != self.level:
+            if vmap_increment_nesting(self.n, "error") != self.level:
                 raise PackingError("vmap level changed while packing")
 
     # autograd
@@ -192,7 +191,7 @@ class _SeedMode(TorchFunctionMode):
             raise PackingError("torch.autograd.grad with respect to a tensor without the seed dimension")
         with self._outside():
             grads = torch.autograd.grad(phys_out, [r for r, _ in raw_in], gos, **kw)
-        return tuple(g if g is None or bdim is None else _add_batch_dim(g, bdim, self.level)
+        return tuple(g if g is None or bdim is None else add_batch_dim(g, bdim, self.level)
                      for g, (_, bdim) in zip(grads, raw_in))
 
     # randomness
@@ -251,7 +250,7 @@ def _flat(args: Any) -> list:
 def _unwrap_level(t: torch.Tensor, level: int) -> tuple[torch.Tensor, int | None]:
     """(the tensor autograd sees, its batch dim) of a batched tensor of `level`; (t, None) otherwise."""
     if is_batchedtensor(t) and maybe_get_level(t) == level:
-        return torch._C._functorch.get_unwrapped(t), maybe_get_bdim(t)
+        return get_unwrapped(t), maybe_get_bdim(t)
     return t, None
 
 
@@ -394,16 +393,16 @@ class Pack:
     def _train_vmap(self, data: OfflineData, start: int, n: int, batch_size: int, acc: Accumulator) -> None:
         first, size = self.agents[0], len(self.agents)
         params, buffers = _stack_tensors(self.agents)
-        level = _vmap_increment_nesting(size, "error")
+        level = vmap_increment_nesting(size, "error")
         try:
-            views = {k: _add_batch_dim(v, 0, level) for k, v in {**params, **buffers}.items()}
+            views = {k: add_batch_dim(v, 0, level) for k, v in {**params, **buffers}.items()}
             mode = _SeedMode(level, self.rngs)
-            with _stacked_optimizers(self.agents, params), _reparametrize_module(first, views):
+            with _stacked_optimizers(self.agents, params), reparametrize_module(first, views):
                 for step in range(start, start + n):
                     batch = self._batch(data, first.batch_size(step, batch_size), level)
                     with mode:
                         out = first.update(batch, step)
-                    acc.add({k: _remove_batch_dim(v, level, size, 0) if is_batchedtensor(v) else v.expand(size)
+                    acc.add({k: remove_batch_dim(v, level, size, 0) if is_batchedtensor(v) else v.expand(size)
                              for k, v in out.items()}, step)
         except PackingError:
             raise
@@ -412,14 +411,14 @@ class Pack:
             raise PackingError(f"{type(first).__name__} cannot be packed by the vmap engine ({line}); "
                                "use pack_engine=loop") from err
         finally:
-            _vmap_decrement_nesting()
+            vmap_decrement_nesting()
         _unstack_tensors(self.agents, params, buffers)
 
     def _batch(self, data: OfflineData, batch_size: int, level: int) -> dict[str, torch.Tensor]:
-        with torch._C._DisableFuncTorch():  # plain draws from each seed's own generator
+        with disable_functorch():  # plain draws from each seed's own generator
             parts = [data.sample(batch_size, g) for g in self.gens]
             stacked = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
-        return {k: _add_batch_dim(v, 0, level) for k, v in stacked.items()}
+        return {k: add_batch_dim(v, 0, level) for k, v in stacked.items()}
 
     def state(self) -> list[dict[str, Any]]:
         """Per seed: agent, batch generator and random stream (torch.load(weights_only=True) safe)."""

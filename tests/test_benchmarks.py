@@ -1,0 +1,98 @@
+"""benchmarks/: the speed entry point's smallest configuration (--smoke --packing) runs every section and reports
+positive finite figures, and fidelity_hopper.py still starts. Speed itself is never asserted."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genrl_core import algorithms
+from genrl_core.generative.networks import PRECISIONS
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("ceiling", "update", "act", "gtp", "sample", "log_prob", "loglik", "gmpg", "packing")
+
+
+def _env() -> dict[str, str]:
+    """One thread, as `make bench` runs it."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """(stdout, JSON figures) of `python benchmarks/speed_bench.py --smoke --packing --json F` from the repo root."""
+    out = tmp_path_factory.mktemp("bench") / "speed.json"
+    res = subprocess.run([sys.executable, "benchmarks/speed_bench.py", "--smoke", "--packing", "--json", str(out)],
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout, json.loads(out.read_text())
+
+
+def _positive(value: Any, where: str) -> None:
+    assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, f"{where}: {value!r}"
+
+
+def test_table_has_every_section(smoke: tuple[str, dict[str, Any]]) -> None:
+    stdout, _ = smoke
+    table = stdout[stdout.index("\nspeed table (smoke)"):].splitlines()[3:]
+    sections = {line.split()[0] for line in table if line.strip()}
+    assert sections == set(SECTIONS)
+    assert not [line for line in table if "skipped" in line or "failed" in line]
+
+
+def test_ceilings_updates_and_act(smoke: tuple[str, dict[str, Any]]) -> None:
+    _, res = smoke
+    for key in ("ceiling", "ceiling_after"):
+        for name in ("matmul_flops", "matmul_flops_bf16", "read_bytes_per_s"):
+            _positive(res[key][name], f"{key}.{name}")
+    expected = {"iql_fp32"} | {f"{n}_{p}" for n in algorithms.names() for p in PRECISIONS}
+    assert set(res["update"]) == expected
+    for key, fig in res["update"].items():
+        for name in ("seconds", "flops", "flops_per_s", "of_ceiling", "matmul_seconds"):
+            _positive(fig[name], f"update.{key}.{name}")
+    for name in ("sfbc", "qgpo"):
+        _positive(res["update"][f"{name}_fp32"]["cache_s"], f"{name} cache")
+    acts = {f"{n}_b{b}" for n in [*algorithms.names(), "gtp_K=1", "gtp_K=2"] for b in (1, 4)}
+    assert set(res["act"]) == acts
+    for key, fig in res["act"].items():
+        _positive(fig["seconds"], f"act.{key}")
+        _positive(fig["actions_per_s"], f"act.{key}")
+
+
+def test_sampling_likelihood_gmpg_packing(smoke: tuple[str, dict[str, Any]]) -> None:
+    _, res = smoke
+    _positive(res["gtp_teacher"]["surrogate_s"], "gtp surrogate")
+    _positive(res["gtp_teacher"]["ode_s"], "gtp ode")
+    assert len(res["sample"]) == 2 * 4 * 2 + 4  # batches x solvers x step counts, and one throughput row per solver
+    for key, fig in res["sample"].items():
+        for name in ("plain_s", "fast_s"):
+            _positive(fig[name], f"sample.{key}.{name}")
+    for name, value in res["log_prob"].items():
+        _positive(value, f"log_prob.{name}")
+    assert len(res["loglik_accuracy"]["cases"]) == 3 * 2
+    for key, fig in res["loglik_accuracy"]["cases"].items():
+        _positive(fig["error"], f"loglik.{key}")
+    for name in ("two_pass_s", "three_pass_s", "sample_pass_s", "pi_density_pass_s", "mu_density_pass_s",
+                 "flop_ratio"):
+        _positive(res["gmpg_passes"][name], f"gmpg.{name}")
+    assert set(res["gmpg_memory"]) == {"T2_ckpt", "T2_plain"}
+    for key, fig in res["gmpg_memory"].items():
+        assert math.isfinite(fig["peak_mib"]) and fig["peak_mib"] >= 0, key
+    assert [(r["algo"], r["n"]) for r in res["packing"]] == [("bc", 1), ("bc", 2)]
+    for r in res["packing"]:
+        _positive(r["single_steps_per_s"], "packing single")
+        _positive(r["packed_total_steps_per_s"], "packing packed")
+
+
+def test_fidelity_hopper_starts() -> None:
+    """Its shared helpers import when it is run as a script (the study itself needs its Hopper dataset)."""
+    res = subprocess.run([sys.executable, "benchmarks/fidelity_hopper.py", "--help"], cwd=REPO, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "{run,table,critic}" in res.stdout
