@@ -189,3 +189,17 @@ def test_srpo_acts_with_mu_until_its_actor_trains():
     assert acted.std(0).min() > 0.05  # mu's samples, not a deterministic actor's
     train_steps(agent, data, 3, 4, 32, gen)
     assert agent.phase() == "policy" and torch.equal(agent.act(obs), agent.actor(obs, sample=False))
+
+
+def test_the_smoke_preset_reaches_every_algorithms_policy_phase():
+    """Each smoke trial's policy phase starts within its steps (Algorithms 1 and 3 put the critic first)."""
+    from tune_jobs import config as C
+
+    late = {}
+    for algo in C.SMOKE_ALGOS:
+        config = C.flatten({**C.RUN_DEFAULTS, **C.run_budget("smoke"), "variant": C.variant("smoke", algo)})
+        run, overrides = C.split(config)
+        start = build_agent(algo, 3, 1, overrides).policy_start
+        if start >= run["steps"]:
+            late[algo] = (start, run["steps"])
+    assert late == {}

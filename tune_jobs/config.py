@@ -91,7 +91,7 @@ _SMOKE_POLICY = {"backbone": "mlp", "widths": (64, 64), "lr": 1e-3, "sampling_st
 _SMOKE_IQL = {"critic_hidden": (64, 64), "critic_lr": 1e-3}
 SMOKE_ALGOS: dict[str, dict[str, Any]] = {
     "bc": _SMOKE_POLICY,
-    "gmpo": {**_SMOKE_POLICY, **_SMOKE_IQL},
+    "gmpo": {**_SMOKE_POLICY, **_SMOKE_IQL, "critic_steps": 100},  # Algorithm 1: critic first, then the policy
     "gmpg": {**_SMOKE_POLICY, **_SMOKE_IQL, "behaviour_steps": 100, "critic_steps": 100, "train_steps": 8},
     "gtp": {"hidden": (64, 64), "critic_hidden": (64, 64)},  # GTP: schedule_steps follows steps (the trainable)
     "gtp_bc": {"hidden": (64, 64), "critic_hidden": (64, 64)},
