@@ -377,3 +377,27 @@ def test_killed_driver_resume_completes_only_unfinished_trials(pendulum_datasets
     for path, mtime in before.items():
         if any(path.name.startswith(t) for t in done):
             assert path.stat().st_mtime_ns == mtime, path  # their rows were not rewritten
+
+
+@pytest.mark.slow
+def test_stage_reuse_gives_the_same_rows_as_training_every_stage(ray_temp, pendulum_datasets, tmp_path):
+    """Two GMPO trials that differ only in beta: with reuse the second loads the first's critic stage, and every
+    row (scores and losses) equals the rows of the same sweep with each trial training its own critic."""
+    flags = ["--seeds", "0", *GMPO_ONLY, "--set", "beta=[1.0,4.0]", "--set", "steps=300", "--set", "eval_every=100",
+             "--num-cpus", "1"]
+    got = {}
+    for reuse in ("true", "false"):
+        storage = str(tmp_path / f"store-{reuse}")
+        out = subprocess.run(_sweep_cmd(storage, ray_temp, *flags, "--set", f"reuse_stages={reuse}"), env=_env(),
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+        stop_ray([ray_temp])
+        got[reuse] = _rows(storage).sort_values(["beta", "step"]).reset_index(drop=True)
+    on, off = got["true"], got["false"]
+    assert sorted(on.groupby("beta")["stage"].first()) == ["loaded", "trained"]
+    assert set(off["stage"]) == {""}
+    assert list(on["step"]) == list(off["step"]) == [100, 200, 300] * 2
+    for column in ("score_mean", "return_mean", "q_loss", "policy_loss"):
+        assert on[column].equals(off[column]), column
+    assert on.loc[on["step"] > 100, "score_mean"].nunique() > 1  # the betas' policies did differ after the stage
+    assert len(list((tmp_path / "store-true").rglob("stages/*.pt"))) == 1

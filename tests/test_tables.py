@@ -221,3 +221,112 @@ def test_a_registered_algorithm_appears_in_the_tables_under_its_display_name(mak
     rows = [line for line in (tmp_path / "t" / "table12.md").read_text().splitlines() if line.startswith("| half")]
     assert rows[0].startswith("| halfcheetah-medium-v2 | GMPO | GVP |")  # registration order: after GMPO
     assert rows[1].startswith("| halfcheetah-medium-v2 | ToyAlgo | GVP | 30.0 ± 0.0 / 30.0 ± 0.0 |")
+
+
+# --- aggregate statistics and the evaluation protocol ----------------------------------------------------------
+
+PROTOCOL = {"eval_episodes": 10.0, "ref_source": "d4rl", "ref_min_score": -20.272305, "ref_max_score": 3234.3,
+            "data_hash": "0123456789abcdef0123"}
+
+
+def test_aggregate_statistics_numbers_baseline_and_performance_profile(make_tables, tmp_path, capsys):
+    root = results.results_root(str(tmp_path))
+    _beta_rows(root)  # 2 tasks x (GMPO GVP, GMPG VPSDE) x beta 1, 4, 8 x seeds 0, 1: final 10 beta + seed
+    _trial(root, "tune_beta", "only-one", {"task": "halfcheetah-medium-v2", "dataset": "x", "algorithm": "gmpo",
+                                           "model": "gvp", "beta": 2.0, "seed": 0}, [1.0])
+    out = tmp_path / "t"
+    assert make_tables.main(["--results", str(tmp_path), "--out", str(out), "--bootstrap-reps", "200",
+                             "--baseline", "gmpg"]) == 0
+    agg = (out / "aggregate_beta_ablation.md").read_text()
+    assert "| Algorithm | Model | Beta | IQM [95% CI] | Mean [95% CI] | Runs |" in agg
+    # GMPO beta=1: runs 10, 11 on each task -> pooled 10 10 11 11, IQM (middle half) 10.5, mean 10.5, 4 runs
+    row = next(line for line in agg.splitlines() if line.startswith("| GMPO | GVP | 1 |"))
+    iqm, mean, runs = [c.strip() for c in row.strip("|").split("|")[3:]]
+    assert iqm.startswith("10.5 [") and mean.startswith("10.5 [") and runs == "4"
+    low, high = map(float, iqm[6:-1].split(","))
+    assert 10.0 <= low <= 10.5 <= high <= 11.0
+    caption = agg.split("*")[1]
+    assert "200 stratified bootstrap resamples" in caption and "95% confidence intervals" in caption
+    assert "Over 2 task(s) (halfcheetah-medium-v2, halfcheetah-medium-replay-v2) and 2 seed(s)" in caption
+    assert "final evaluation (the trial's last)" in caption and "2 seed(s): 0, 1" in caption
+    poi = (out / "improvement_beta_ablation.md").read_text()
+    assert "| X over Y | GMPG VPSDE beta=1 | GMPG VPSDE beta=4 | GMPG VPSDE beta=8 |" in poi  # --baseline gmpg
+    # GMPO beta=8 (80, 81) dominates every GMPG column; GMPO beta=1 and GMPG beta=1 have the same runs: 1/2
+    assert "| GMPO GVP beta=8 | 1.00 [1.00, 1.00] | 1.00 [1.00, 1.00] | 0.50 [" in poi
+    assert "| GMPO GVP beta=1 | 0.50 [" in poi and "| GMPG VPSDE beta=1 | – |" in poi
+    assert "\\begin{tabular}" in (out / "aggregate_beta_ablation.tex").read_text()
+    assert (out / "profile_beta_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    err = capsys.readouterr().err
+    assert "aggregate_tune_beta: skipped: 0 configuration(s) with 2 or more runs on a task" in err
+    assert not (out / "aggregate_tune_beta.md").exists() and not (out / "profile_tune_beta.png").exists()
+
+
+def _cell_seeds(root: str, protocols: list[dict], scores: list[list[float]] | None = None) -> None:
+    """One Table 12 cell (halfcheetah-medium-v2, GMPO GVP, beta 3) with a seed per protocol, and a model_ablation
+    trial beside it."""
+    base = {"task": "halfcheetah-medium-v2", "dataset": "d4rl/halfcheetah-medium-v2", "algorithm": "gmpo",
+            "model": "gvp", "prediction": "velocity", "beta": 3.0, "dataset_id": "d4rl/halfcheetah-medium-v2"}
+    for seed, protocol in enumerate(protocols):
+        _trial(root, "beta_ablation", f"s{seed}", {**base, **PROTOCOL, "seed": seed, **protocol},
+               (scores or [[20.0, 30.0]] * len(protocols))[seed])
+    _trial(root, "model_ablation", "m", {**base, **PROTOCOL, "model": "vpsde", "prediction": "eps", "seed": 0},
+           [40.0])
+
+
+@pytest.mark.parametrize("protocols, scores, line", [
+    ([{"eval_episodes": 10.0}, {"eval_episodes": 100.0}], None, "rows differ in eval_episodes (10 vs 100)"),
+    ([{}, {"ref_source": "dataset"}], None, "rows differ in ref_source (d4rl vs dataset)"),
+    ([{}, {"data_hash": "ffff"}], None, "rows differ in data_hash (0123456789abcdef0123 vs ffff)"),
+    ([{}, {}], [[20.0, 30.0], [20.0, 30.0, 35.0]], "rows differ in the gradient step of the final evaluation "
+                                                   "(200 vs 300)"),
+])
+def test_a_cell_pooling_different_protocols_is_refused_in_one_line(make_tables, tmp_path, capsys, protocols,
+                                                                   scores, line):
+    root = results.results_root(str(tmp_path))
+    _cell_seeds(root, protocols, scores)
+    keys = [t.key for t in make_tables.all_tables(results.read_rows(root), reps=50)]
+    assert "table12" not in keys and {"table5", "table10"} <= set(keys)  # the other tables are still made
+    err = [e for e in capsys.readouterr().err.splitlines() if "table12" in e]
+    assert err == [f"table12 cell (halfcheetah-medium-v2, gmpo, gvp, beta=3): {line}; rerun or filter with --only"]
+
+
+def test_only_filters_a_mixed_cell_and_the_refusal_reaches_the_command_line(make_tables, tmp_path, capsys):
+    _cell_seeds(results.results_root(str(tmp_path)), [{"eval_episodes": 10.0}, {"eval_episodes": 100.0}])
+    assert make_tables.main(["--results", str(tmp_path), "--out", str(tmp_path / "a")]) == 0
+    assert "table12 cell (halfcheetah-medium-v2, gmpo, gvp, beta=3): rows differ in eval_episodes (10 vs 100)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "a" / "table12.md").exists() and (tmp_path / "a" / "table10.md").exists()
+    assert make_tables.main(["--results", str(tmp_path), "--out", str(tmp_path / "b"), "--only",
+                             "eval_episodes=100"]) == 0
+    md = (tmp_path / "b" / "table12.md").read_text()
+    assert "30.0 ± 0.0 / 30.0 ± 0.0" in md and "Evaluation: 100 episode(s) per evaluation; 1 seed(s): 1." in md
+    with pytest.raises(SystemExit):
+        make_tables.main(["--results", str(tmp_path), "--only", "nosuchcolumn=1"])
+
+
+def test_every_caption_states_the_protocol(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    tasks = {"hopper-medium-v2": 10.0, "antmaze-umaze-v0": 100.0}
+    for task, episodes in tasks.items():
+        for seed in (0, 1):
+            config = {"task": task, "dataset": f"d4rl/{task}", "dataset_id": f"d4rl/{task}", "algorithm": "gmpo",
+                      "model": "gvp", "prediction": "velocity", "beta": 1.0, "seed": seed, "solver": "euler",
+                      "sampling_steps": 8, **PROTOCOL, "eval_episodes": episodes}
+            for sweep in ("beta_ablation", "model_ablation", "tune_beta", "benchmark"):
+                _trial(root, sweep, f"{task}-{seed}", config, [20.0, 30.0])
+    tables = {t.key: t.caption for t in make_tables.all_tables(results.read_rows(root), reps=50)}
+    assert {"table3", "table5", "table8", "table10", "table11", "table12"} <= set(tables)
+    for key, caption in tables.items():
+        assert "final evaluation" in caption, key
+        assert "2 seed(s): 0, 1" in caption, key
+        if key in ("table3", "table11"):  # one task each
+            episodes = "100" if key == "table11" else "10"
+            assert f"Evaluation: {episodes} episode(s) per evaluation" in caption, key
+        else:  # the episodes of each task (per task, not pooled: AntMaze's 100 beside locomotion's 10)
+            assert ("Evaluation: episodes per evaluation 10 for hopper-medium-v2; 100 for antmaze-umaze-v0"
+                    in caption), key
+        if key != "table11":
+            assert ("hopper-medium-v2 -> d4rl/hopper-medium-v2 (content hash 0123456789ab, reference returns "
+                    "-20.2723 to 3234.3 (source: d4rl))") in caption, key
+    assert "antmaze-umaze-v0 -> d4rl/antmaze-umaze-v0" in tables["table11"]
+    assert "D4RL-normalised score" in tables["table12"]

@@ -47,6 +47,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "critic_epochs": 0,  # > 0: critic_steps = this many passes over the dataset (the authors' unit), set at load
     "behaviour_epochs": 0,  # > 0: behaviour_steps likewise
     "policy_epochs": 0,  # > 0: steps = the phases before the policy + this many passes at the policy's batch size
+    "reuse_stages": True,  # GMPO / GMPG: train the critic (and mu) stage once per dataset, seed and stage config in
+    #                        the sweep, load it in the other trials (tune_jobs.stages; results are the same)
 }
 ALIASES = {"model": "path"}  # flat-config name -> dataclass field
 
@@ -335,8 +337,8 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
             if not _whole(run[k]) or run[k] < 0]
     if not _whole(run["seed"]) or run["seed"] < 0:
         out.append(f"seed must be an integer >= 0, got {run['seed']!r}")
-    if not isinstance(run["normalize_obs"], bool):
-        out.append(f"normalize_obs must be true or false, got {run['normalize_obs']!r}")
+    out += [f"{k} must be true or false, got {run[k]!r}" for k in ("normalize_obs", "reuse_stages")
+            if not isinstance(run[k], bool)]
     if run["device"] != "auto" and not _device_name(run["device"]):
         out.append(f"unknown device {run['device']!r}; valid: auto, cpu, cuda, cuda:N")
     if run["pack_engine"] not in ENGINES:

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from genrl_core.data.loading import OfflineData, load
 from genrl_core.run.packing import Pack, build_pack
 from genrl_core.run.training import EPOCH_KEYS, evaluate_agent, next_eval, steps_from_epochs
 from tune_jobs import results
+from tune_jobs.stages import StageStore, open_stage, policy_only, stage_key
 from tune_jobs.config import flatten, pack_seeds, split
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -140,6 +141,17 @@ def _metrics_row(base: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any
 
 
 @dataclass
+class _Stage:
+    """A trial's shared pre-policy stage: its key, where it lives, and what this trial does with it."""
+
+    key: str
+    store: StageStore
+    end: int  # the step at which the policy phase starts
+    mode: str  # "trained" (this trial trains and saves it) or "loaded"
+    rows: list[list[dict[str, Any]]] = field(default_factory=list)  # per round, per seed: the metrics of the stage
+
+
+@dataclass
 class _Trial:
     """Everything one running trial holds."""
 
@@ -150,6 +162,7 @@ class _Trial:
     progress: dict[str, Any]
     bases: list[dict[str, Any]]  # one per seed
     results_root: str | None
+    stage: _Stage | None = None  # the pre-policy stage this trial shares with others (tune_jobs.stages)
 
 
 def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
@@ -175,8 +188,44 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
         base.update({"steps": run["steps"], **{k: overrides[k] for k in ("critic_steps", "behaviour_steps")
                                                 if k in overrides}})
     trial = _Trial(run, device, data, pack, _restore(pack), bases, meta.get("results"))
+    if trial.progress["step"] == 0:
+        trial.stage = _open_stage(trial, overrides, meta)
     while trial.progress["step"] < run["steps"] and _round(trial):
         pass
+
+
+def _open_stage(t: _Trial, overrides: dict[str, Any], meta: dict[str, Any]) -> _Stage | None:
+    """Load the trial's shared stage where one is saved (its rows written again, marked loaded), or claim it; None
+    when the algorithm shares no stage, reuse is off, or the storage is remote."""
+    end = t.pack.agents[0].policy_start
+    store = StageStore.for_results(t.results_root)
+    if not (t.run["reuse_stages"] and policy_only(t.run["algorithm"]) and 0 < end < t.run["steps"] and store):
+        return None
+    key = stage_key(t.run, overrides, t.data.content_hash, meta.get("git_commit", "unknown"))
+    saved, train = open_stage(store, key)
+    if saved is None:
+        return _Stage(key, store, end, "trained") if train else None
+    t.pack.load_state(saved["pack"])
+    t.progress = {**saved["progress"], "restarts": 0}
+    for per_seed in saved["rows"]:
+        for base, metrics in zip(t.bases, per_seed):
+            if t.results_root:
+                results.write_row(t.results_root, _metrics_row(base, {**metrics, "stage": "loaded"}))
+    return _Stage(key, store, end, "loaded")
+
+
+def _stage_round(t: _Trial, reported: list[dict[str, Any]]) -> None:
+    """Keep the stage's rows; at the policy phase's start, save the stage (unless a seed diverged on the way)."""
+    st = t.stage
+    if st is None or st.mode != "trained" or t.progress["step"] > st.end:
+        return
+    st.rows.append(reported)
+    st.store.touch(st.key)
+    if t.progress["step"] == st.end:
+        if t.progress["diverged"]:
+            st.store.release(st.key)
+        else:
+            st.store.save(st.key, {"pack": t.pack.state(), "progress": dict(t.progress), "rows": st.rows})
 
 
 def phases_in_steps(run: dict[str, Any], overrides: dict[str, Any], n: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -191,6 +240,8 @@ def _round(t: _Trial) -> bool:
     step = t.progress["step"]
     n = next_eval(step, t.run["steps"], t.run["eval_every"], t.pack.agents[0].policy_start,
                   t.run["policy_eval_every"]) - step
+    if policy_only(t.run["algorithm"]) and step < t.pack.agents[0].policy_start:
+        n = min(n, t.pack.agents[0].policy_start - step)  # the policy phase starts a round: where a stage ends
     t0 = time.perf_counter()
     per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"], t.run["precision"])
     train_s = time.perf_counter() - t0
@@ -201,6 +252,7 @@ def _round(t: _Trial) -> bool:
         if seed not in p["diverged"]:
             reported.append(_seed_round(t, i, per_seed[i], n, train_s))
     p["wall_time_s"] += sum(m.get("eval_time_s", 0.0) for m in reported)
+    _stage_round(t, reported)
     metrics = _mean_metrics(reported)
     if len(p["diverged"]) == len(t.pack.seeds):
         tune.report(metrics)
@@ -220,7 +272,8 @@ def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train
                **results.protocol_columns(t.data, t.run["eval_episodes"]), **losses, **evaluation,
                "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
                "restarts": p["restarts"], "final": final, "error": diverged, "pack_size": len(t.pack.seeds),
-               "stop_reason": "diverged" if diverged else ("completed" if final else "")}
+               "stop_reason": "diverged" if diverged else ("completed" if final else ""),
+               "stage": t.stage.mode if t.stage else ""}
     if diverged:
         p["diverged"].append(t.pack.seeds[i])
     if t.results_root:

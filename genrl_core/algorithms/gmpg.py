@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -40,6 +41,11 @@ class GMPGConfig(IQLPolicyConfig):
     max_weight: float = doc(100.0, "clamp of exp(beta A) in the static variant")
     max_action: float = doc(0.0, "> 0: Eq. 8 scores Q(s, clip(a)), as the environment clips, so Q's extrapolation past "
                                  "the action bound is not followed (a choice, not the paper's; 0: Q(s, a) as in Eq. 8)")
+
+    # read only by the policy phase and held in no state: trials that differ only here share the critic + mu stage
+    POLICY_ONLY: ClassVar[frozenset[str]] = frozenset({"beta", "log_ratio_scale", "max_action", "static",
+                                                       "max_weight", "policy_batch_size", "train_steps",
+                                                       "train_solver", "trace", "grad_checkpoint"})
 
     def __post_init__(self) -> None:
         if self.prediction != "velocity":

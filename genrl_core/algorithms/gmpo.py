@@ -6,6 +6,7 @@ training the critic during the policy phase (an option, not the paper's)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -28,6 +29,9 @@ class GMPOConfig(IQLPolicyConfig):
                                     "beta)")
     softmax_k: int = doc(0, "> 0: Eq. 41's softmax over K behaviour-model actions per state (Algorithm 2)")
     behaviour_steps: int = doc(0, "matching steps of the behaviour model before policy training (softmax only)")
+
+    # read only by the policy phase's loss and held in no state: trials that differ only here share the critic stage
+    POLICY_ONLY: ClassVar[frozenset[str]] = frozenset({"beta", "max_weight", "weight_norm"})
 
     def __post_init__(self) -> None:
         if self.beta < 0:
