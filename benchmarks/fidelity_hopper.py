@@ -47,6 +47,9 @@ def variants(steps: int) -> dict[str, tuple[str, dict]]:
         # the same with Q scored at the clipped action, as the environment clips (max_action; a choice, not the paper's)
         "gmpg_clip": ("gmpg", {**_GMPG, "behaviour_steps": steps - GMPG_POLICY_STEPS,
                                "critic_steps": steps - GMPG_POLICY_STEPS, "max_action": 1.0}),
+        # GMPG with a policy batch of 2048 (the authors': 40960; 256 above): is the collapse the gradient's noise?
+        "gmpg_b2048": ("gmpg", {**_GMPG, "behaviour_steps": steps - GMPG_POLICY_STEPS,
+                                "critic_steps": steps - GMPG_POLICY_STEPS, "policy_batch_size": 2048}),
         "gtp": ("gtp", {}),  # GTP's defaults (K = 5, its own TD critic trained alongside)
         # the same budget split 4:1 in the critic's favour (Algorithm 1 fixes the order, not the split)
         "gmpo_c80": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0, "critic_lr": 3e-4,

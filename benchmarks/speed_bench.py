@@ -45,7 +45,7 @@ from common import (ACT, OBS, REPO, Table, agent_for, batch_of, environment, flo
 from genrl_core import algorithms
 from genrl_core.generative.fast_sampling import CudaGraphSampler, fast_sample
 from genrl_core.generative.model import GenerativeModel
-from genrl_core.generative.networks import PRECISIONS, precision_context
+from genrl_core.generative.networks import PRECISIONS, bf16_note, precision_context
 from genrl_core.run.packing import build_pack
 from genrl_core.run.training import train_steps
 
@@ -623,6 +623,8 @@ def main(argv: list[str] | None = None) -> None:
     env = environment(args.device)
     env["loadavg_before"] = env.pop("loadavg")
     env["preset"] = "smoke" if args.smoke else "quick" if args.quick else "full"
+    env["bf16"] = bf16_note(args.device)  # native or emulated (slow) bfloat16: the bf16 rows mean that
+    print(env["bf16"], flush=True)
     res = run_sections(want, args.device, s)
     env["loadavg_after"] = os.getloadavg()
     TABLE.print(f"speed table ({env['preset']}): torch {env['torch']}, {env['device']}, {env['threads']} thread(s), "

@@ -1,6 +1,7 @@
 """The algorithm core, in layers; each imports only the layers above it in this list (no Ray anywhere):
 
     common         seeding, EMA, DivergenceError
+    progress       a progress bar on a terminal, plain periodic lines otherwise
     generative/    probability paths, solvers, likelihoods, the generative model, fast sampling, flow maps, networks
     data/          offline datasets as tensors: Minari, D4RL files, toy bandits; making D4RL-style sets here
     evaluation     seeded vectorised rollouts and normalised scores

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--batch-size", type=int, default=256, help="SAC minibatch size")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--force", action="store_true", help="overwrite existing datasets")
-    make.add_argument("--quiet", action="store_true", help="no progress bars")
+    make.add_argument("--quiet", action="store_true",
+                      help="no progress (bars on a terminal, plain lines every 30 s otherwise)")
     sub.add_parser("list", help="list local Minari datasets")
     return parser
 

@@ -2,7 +2,10 @@
 
 Trains in a plain loop, evaluates every --eval-every steps, appends each evaluation to
 <out>/metrics.jsonl and saves <out>/checkpoint.pt; --resume continues from that checkpoint with the
-same random streams, so a resumed run reproduces an uninterrupted one.
+same random streams, so a resumed run reproduces an uninterrupted one. Progress goes to stderr: a bar on
+a terminal, plain lines otherwise; --tensorboard DIR also writes each evaluation's scalars for TensorBoard.
+--precision bf16 on a CPU without native bfloat16 (AVX512-BF16 / AMX) stops with one line, unless
+GENRL_ALLOW_SLOW_BF16=1.
 """
 from __future__ import annotations
 
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--normalize-obs", action="store_true", help="normalise observations (stats saved with the run)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32, or bf16: the generative backbones' matmuls in bfloat16 during updates (critics fp32)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write each evaluation's numeric metrics as TensorBoard scalars to DIR "
+                        "(view: tensorboard --logdir DIR)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (default: a bar on a terminal, else a plain line every 30 s)")
     _add_config_flags(p.add_argument_group(f"{algo} config ({cls.config_class.__name__})"), cls.config_class)
     args = vars(p.parse_args(argv))
     given = {f.name: (tuple(args[f.name]) if isinstance(args[f.name], list) else args[f.name], f.default)
@@ -69,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
               eval_every=args["eval_every"], eval_episodes=args["eval_episodes"], out=args["out"],
               resume=args["resume"], device=args["device"], overrides=cfg, reward_scaling=args["reward_scaling"],
               normalize_obs=args["normalize_obs"], precision=args["precision"],
-              policy_eval_every=args["policy_eval_every"])
+              policy_eval_every=args["policy_eval_every"], progress=not args["no_progress"],
+              tensorboard=args["tensorboard"])
     except (ValueError, DivergenceError) as err:
         sys.exit(f"error: {err}")
 

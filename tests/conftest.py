@@ -12,6 +12,7 @@ import torch
 
 _MINARI_ROOT = tempfile.mkdtemp(prefix="genrl-test-minari-")
 os.environ["MINARI_DATASETS_PATH"] = _MINARI_ROOT
+os.environ.setdefault("GENRL_ALLOW_SLOW_BF16", "1")  # the bf16 tests run on any CPU, fast or not
 atexit.register(shutil.rmtree, _MINARI_ROOT, ignore_errors=True)
 
 from genrl_core.algorithms.base import IQLPolicyConfig, make_iql  # noqa: E402

@@ -21,7 +21,7 @@ CORE = ROOT / "genrl_core"
 COMMANDS = {"genrl_core.train", "genrl_core.datasets", "genrl_core.demo"}
 # each layer may import itself and the layers before it (genrl_core/__init__.py draws them); making datasets runs
 # rollouts, so data.making and its SAC sit above evaluation
-LAYERS = ["torch_compat", "common", "generative", "data", "evaluation", "making", "algorithms", "run"]
+LAYERS = ["torch_compat", "common", "progress", "generative", "data", "evaluation", "making", "algorithms", "run"]
 MAKING = {"genrl_core.data.making", "genrl_core.data.sac"}
 
 

@@ -401,3 +401,10 @@ def test_stage_reuse_gives_the_same_rows_as_training_every_stage(ray_temp, pendu
         assert on[column].equals(off[column]), column
     assert on.loc[on["step"] > 100, "score_mean"].nunique() > 1  # the betas' policies did differ after the stage
     assert len(list((tmp_path / "store-true").rglob("stages/*.pt"))) == 1
+    # TensorBoard: every trial's events file holds the scores it reported, at their gradient steps
+    from test_tensorboard import read_scalars  # noqa: PLC0415
+
+    trials = sorted((tmp_path / "store-false" / "beta_ablation").glob("trial_*"))
+    logged = sorted(v for t in trials for _, v in read_scalars(t)["ray/tune/score_mean"])
+    assert len(trials) == 2 and logged == pytest.approx(sorted(off["score_mean"]), rel=1e-5)
+    assert sorted({s for t in trials for s, _ in read_scalars(t)["ray/tune/score_mean"]}) == [100, 200, 300]

@@ -4,19 +4,21 @@ A sweep script gives, per preset, a list of Plans (tune_jobs.space: one Tune exp
 the shared flags (tune_jobs.cli), applies seeds, preset, --set and --only (tune_jobs.space), validates every
 trial (tune_jobs.config) and provides its datasets (tune_jobs.provision) — one line per problem, exit code 2,
 Ray never started — prints the plan, checks the storage for an earlier run of the same sweep, then run_sweep()
-connects to Ray (tune_jobs.cluster) and runs one Tuner per plan, with console lines from tune_jobs.progress and
-the Parquet rows of tune_jobs.results.
+connects to Ray (tune_jobs.cluster) and runs one Tuner per plan, with console lines from tune_jobs.progress, the
+Parquet rows of tune_jobs.results and each trial's CSV, JSON and TensorBoard logs (logger_callbacks).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from typing import Any
 
 from ray import tune
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+from ray.tune.result import TIMESTEPS_TOTAL
 
 from genrl_core.data.d4rl import PATH_ENV as D4RL_ENV
 from tune_jobs import cluster, provision, results
@@ -43,6 +45,23 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class StepTBXLogger(TBXLoggerCallback):
+    """Tune's TensorBoard logger (ray/tune/<metric> scalars per trial) with the trial's gradient step, the reported
+    'step', on the x axis instead of Tune's iteration count."""
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        if "step" in result and TIMESTEPS_TOTAL not in result:
+            result = {**result, TIMESTEPS_TOTAL: result["step"]}
+        super().log_trial_result(iteration, trial, result)
+
+
+def logger_callbacks() -> list[tune.Callback]:
+    """Each trial's logs in its folder: progress.csv, result.json and TensorBoard events (tensorboardX), so
+    `tensorboard --logdir <storage>` shows every trial's curves."""
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)  # no line per trial on its hparams
+    return [CSVLoggerCallback(), JsonLoggerCallback(), StepTBXLogger()]
+
+
 def _tuner(plan: Plan, args: argparse.Namespace, meta: dict[str, Any], storage: str, total: int) -> tune.Tuner:
     from tune_jobs.trainable import trainable
 
@@ -58,8 +77,7 @@ def _tuner(plan: Plan, args: argparse.Namespace, meta: dict[str, Any], storage: 
     run_config = tune.RunConfig(name=plan.name, storage_path=storage, verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                                callbacks=[CSVLoggerCallback(), JsonLoggerCallback(),
-                                           Progress(meta["results"], meta["sweep"], total)])
+                                callbacks=[*logger_callbacks(), Progress(meta["results"], meta["sweep"], total)])
     return tune.Tuner(fn, param_space=plan.space, tune_config=tune_config, run_config=run_config)
 
 
@@ -108,7 +126,7 @@ def _meta(args: argparse.Namespace, storage: str) -> dict[str, Any]:
 
 def run_sweep(plans: list[Plan], args: argparse.Namespace, trials: list[dict[str, Any]]) -> int:
     """Run every plan on Ray; 0 when every trial finished, 1 otherwise."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # CSV and JSON only, no TensorBoard files
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the loggers are logger_callbacks()
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     storage = results.absolute(args.storage)
     meta = _meta(args, storage)

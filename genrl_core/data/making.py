@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from tqdm.auto import tqdm
 
 from genrl_core.evaluation import check_env, evaluate
 from genrl_core.data.sac import SAC, ReplayBuffer, SACConfig, TanhGaussianActor
+from genrl_core.progress import Lines, progress_bar
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -82,7 +84,7 @@ class Episode:
                              truncations=np.asarray(self.truncations))
 
 
-def collect(env: gym.Env, act: ActFn, min_steps: int, seed: int, bar: tqdm | None = None,
+def collect(env: gym.Env, act: ActFn, min_steps: int, seed: int, bar: tqdm | Lines | None = None,
             min_episodes: int = 1) -> list[Episode]:
     """Whole episodes of `act` on env until at least min_steps steps and min_episodes episodes.
 
@@ -158,7 +160,7 @@ def train_sac(env_id: str, total_steps: int, *, seed: int = 0, config: SACConfig
     out = Training([], [])
     obs, _ = env.reset(seed=seed)
     ep = Episode(observations=[np.asarray(obs, dtype=np.float32)])
-    for step in tqdm(range(1, total_steps + 1), desc=f"SAC {env_id}", disable=not progress):
+    for step in progress_bar(range(1, total_steps + 1), desc=f"SAC {env_id}", enabled=progress):
         action = env.action_space.sample() if step <= start_steps else agent.act(obs)
         next_obs, reward, term, trunc, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, term)
@@ -250,7 +252,7 @@ class _Rollouts:
                    "medium": actor_act(self.training.checkpoints[self.medium][1]),
                    "expert": actor_act(self.training.checkpoints[-1][1])}[kind]
             episodes = self.min_episodes if kind != "medium" else 1
-            with tqdm(total=self.dataset_steps, desc=f"collect {kind}", disable=not self.progress) as bar:
+            with progress_bar(total=self.dataset_steps, desc=f"collect {kind}", enabled=self.progress) as bar:
                 self.cache[kind] = collect(env, act, self.dataset_steps, self.seed + 1000 * (1 + KINDS.index(kind)),
                                            bar, episodes)
         return self.cache[kind]
@@ -263,6 +265,12 @@ class _Rollouts:
         if kind == "medium-expert":
             return [*self.policy("medium"), *self.policy("expert")]
         return self.policy(kind)
+
+
+def _phase(progress: bool, text: str) -> None:
+    """One line naming a phase of dataset making on stderr (between bars on a terminal), when showing progress."""
+    if progress:
+        tqdm.write(text, file=sys.stderr)
 
 
 def _mean(episodes: list[Episode]) -> float:
@@ -286,6 +294,7 @@ def make_datasets(env_id: str, kinds: Sequence[str], *, root_name: str | None = 
                              n_checkpoints=n_checkpoints, eval_episodes=eval_episodes, progress=progress)
         rollouts = _Rollouts(env_id, training, dataset_steps, ref_episodes, seed, progress)
         refs = (_mean(rollouts.policy("random")), _mean(rollouts.policy("expert")))
+        _phase(progress, f"choosing the medium checkpoint (target {medium_fraction:.2g} of random..expert)")
         rollouts.medium = select_medium(training.checkpoints, *refs, medium_fraction,
                                         refine=lambda actor: mean_return(actor, env_id, ref_episodes, seed + 7))
         for kind, dataset_id in ids.items():
@@ -294,5 +303,6 @@ def make_datasets(env_id: str, kinds: Sequence[str], *, root_name: str | None = 
                            f"(seed {seed}), medium checkpoint at step {training.checkpoints[rollouts.medium][0]}; "
                            f"{len(episodes)} episodes, mean return {_mean(episodes):.1f}; refs random "
                            f"{refs[0]:.1f}, expert {refs[1]:.1f}; {time.perf_counter() - start:.0f} s")
+            _phase(progress, f"saving {dataset_id}: {len(episodes)} episodes, mean return {_mean(episodes):.1f}")
             _save(dataset_id, env_id, episodes, refs, len(rollouts.policy("expert")), description)
     return ids

@@ -4,6 +4,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import platform
+import re
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -17,10 +21,48 @@ PRECISIONS = ("fp32", "bf16")  # precision of the generative backbones in traini
 _backbone_dtype: torch.dtype | None = None
 
 
-def check_precision(name: str) -> None:
-    """One clear error for a precision that is not one of PRECISIONS."""
+SLOW_BF16_ENV = "GENRL_ALLOW_SLOW_BF16"  # =1: run bf16 on a CPU without native bfloat16 matmuls anyway
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")  # x86 AVX512-BF16 / AMX, ARM BF16 / SVE-BF16
+
+
+def cpu_bf16_support() -> tuple[list[str], str]:
+    """(this CPU's native bfloat16 matmul features among _BF16_FLAGS, empty when it has none; the CPU's name), from
+    torch.cpu.get_capabilities where torch has it, else /proc/cpuinfo."""
+    caps = dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+    name = str(caps.get("cpu_name") or platform.processor() or "unknown CPU")
+    if not caps:
+        try:
+            info = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            info = ""
+        names = re.findall(r"^model name\s*:\s*(.+)$", info, re.M)
+        name = names[0].strip() if names else name
+        caps = {flag: True for line in re.findall(r"^(?:flags|Features)\s*:(.*)$", info, re.M) for flag in line.split()}
+    return [f for f in _BF16_FLAGS if caps.get(f)], name
+
+
+def bf16_note(device: str | torch.device) -> str:
+    """In words, how bf16 runs on `device`: natively (which feature), or emulated and slow on this CPU."""
+    if torch.device(device).type != "cpu":
+        return f"bf16 on {torch.device(device).type}: not checked (allowed)"
+    flags, name = cpu_bf16_support()
+    if flags:
+        return f"bf16 native on this CPU ({name}: {', '.join(flags)})"
+    return f"bf16 emulated on this CPU ({name}, no avx512_bf16/amx_bf16): slow, figures not representative"
+
+
+def check_precision(name: str, device: str | torch.device | None = None) -> None:
+    """One clear error for a precision that is not one of PRECISIONS; with a CPU `device`, also for bf16 on a CPU
+    without native bfloat16 matmuls (emulated: 1.3x slower than fp32 with AVX-512, ~17x with AVX2 only), unless
+    GENRL_ALLOW_SLOW_BF16=1. GPUs (any device but the CPU) are not checked."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+    if name != "bf16" or device is None or torch.device(device).type != "cpu" or os.environ.get(SLOW_BF16_ENV) == "1":
+        return
+    flags, cpu = cpu_bf16_support()
+    if not flags:
+        raise ValueError(f"bf16 on this CPU ({cpu}, no avx512_bf16/amx_bf16) runs up to ~17x slower than fp32; use "
+                         f"--precision fp32, or a CPU with AMX/AVX512-BF16 or a GPU ({SLOW_BF16_ENV}=1 runs it anyway)")
 
 
 @contextlib.contextmanager

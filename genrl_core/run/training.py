@@ -2,12 +2,14 @@
 
 `train` runs one seed in a plain loop, evaluates every eval_every steps (and every policy_eval_every steps of the
 policy phase), appends each evaluation to <out>/metrics.jsonl and saves <out>/checkpoint.pt; resume=True continues
-from that checkpoint with the same random streams, so a resumed run reproduces an uninterrupted one.
+from that checkpoint with the same random streams, so a resumed run reproduces an uninterrupted one. Optionally it
+shows progress (genrl_core.progress) and writes each evaluation's scalars for TensorBoard (tensorboardX).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +23,7 @@ from genrl_core.common import DivergenceError, seed_everything
 from genrl_core.data.loading import OfflineData, load
 from genrl_core.evaluation import evaluate_dataset
 from genrl_core.generative.networks import check_precision, precision_context
+from genrl_core.progress import progress_bar
 
 LOGLIK_BATCH = 256  # dataset pairs on which the Figure 1 log-likelihood is measured
 
@@ -159,14 +162,85 @@ def with_run_schedules(algo: str, steps: int, overrides: dict[str, Any]) -> dict
     return out
 
 
+PROGRESS_CHUNK = 250  # steps between progress-bar updates: no host sync, the losses stay on the device
+
+
+class Reporter:
+    """What a run shows besides metrics.jsonl: a progress bar (tqdm on a terminal, plain lines otherwise), each
+    evaluation's line through `log`, and with `tensorboard` each evaluation's finite numeric metrics at its step
+    (a toy bandit's NaN score_mean is left out)."""
+
+    def __init__(self, steps: int, start: int, progress: bool, tensorboard: str | None,
+                 log: Callable[[str], None] | None):
+        self.log, self.writer = log, None
+        self.bar = progress_bar(total=steps, initial=start, desc="step", unit="steps", enabled=progress)
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            # purge_step: a resumed run replaces what a crashed one wrote after its checkpoint; the suffix keeps a
+            # resume within the same second from overwriting the first file (named by the second it was opened)
+            self.writer = SummaryWriter(tensorboard, purge_step=start + 1 if start else None,
+                                        filename_suffix=f".from{start}")
+
+    def advance(self, n: int) -> None:
+        """n more gradient steps done."""
+        self.bar.update(n)
+
+    def evaluation(self, metrics: dict[str, Any]) -> None:
+        """One evaluation: its scalars to TensorBoard, its score on the bar, its line to `log`."""
+        if self.writer is not None:
+            for k, v in metrics.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self.writer.add_scalar(k, v, global_step=metrics["step"])
+            self.writer.flush()
+        score = metrics.get("score_mean", float("nan"))
+        self.bar.set_postfix_str(f"score {score:.4g}" if score == score else
+                                 f"return {metrics.get('return_mean', float('nan')):.4g}")
+        if self.log:
+            with self.bar.external_write_mode():
+                self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+    def close(self) -> None:
+        """Final progress line; TensorBoard file closed."""
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _train_to(agent: Agent, data: OfflineData, start: int, stop: int, batch_size: int, gen: torch.Generator,
+              precision: str, advance: Callable[[int], None]) -> dict[str, float]:
+    """train_steps from start to stop in chunks of PROGRESS_CHUNK steps (one accumulator: the same losses and random
+    streams as one call), calling advance(n) after each chunk; the mean losses."""
+    acc = Accumulator()
+    for a in range(start, stop, PROGRESS_CHUNK):
+        b = min(a + PROGRESS_CHUNK, stop)
+        train_steps(agent, data, a, b, batch_size, gen, acc, precision)
+        advance(b - a)
+    return acc.read()
+
+
+def _start(out: str | None, resume: bool, agent: Agent, gen: torch.Generator) -> tuple[int, list[dict], Path | None]:
+    """(first step, evaluations so far, checkpoint path): from <out>/checkpoint.pt with resume, else from scratch."""
+    start, history = 0, []
+    ckpt = Path(out) / "checkpoint.pt" if out else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if resume and ckpt.exists():
+            start, history = _restore(ckpt, agent, gen)
+        _rewrite_jsonl(ckpt.parent / "metrics.jsonl", history)
+    return start, history, ckpt
+
+
 def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int = 256, eval_every: int = 0,
           eval_episodes: int = 10, out: str | None = None, resume: bool = False, device: str = "cpu",
           overrides: dict[str, Any] | None = None, reward_scaling: str = "auto", normalize_obs: bool = False,
-          precision: str = "fp32", policy_eval_every: int = 0,
-          log: Callable[[str], None] | None = print) -> list[dict]:
+          precision: str = "fp32", policy_eval_every: int = 0, log: Callable[[str], None] | None = print,
+          progress: bool = False, tensorboard: str | None = None) -> list[dict]:
     """Train `algo` on `dataset` for `steps` gradient steps; returns one metrics dict per evaluation (every
-    eval_every steps, and every policy_eval_every steps of the policy phase when > 0)."""
-    check_precision(precision)
+    eval_every steps, and every policy_eval_every steps of the policy phase when > 0). progress: a bar on stderr
+    (plain lines when it is not a terminal); tensorboard: a folder for each evaluation's scalars. Neither changes
+    the results."""
+    check_precision(precision, device)
     gen = seed_everything(seed)
     if torch.device(device).type == "cuda":
         gen = torch.Generator(device=device).manual_seed(seed)
@@ -175,28 +249,25 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
     agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
     agent.bind_data(data, seed)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     eval_every = eval_every or steps
-    start, history = 0, []
-    ckpt = Path(out) / "checkpoint.pt" if out else None
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        if resume and ckpt.exists():
-            start, history = _restore(ckpt, agent, gen)
-        _rewrite_jsonl(ckpt.parent / "metrics.jsonl", history)
-    step = start
-    while step < steps:
-        stop = next_eval(step, steps, eval_every, agent.policy_start, policy_eval_every)
-        t0 = time.perf_counter()
-        losses = train_steps(agent, data, step, stop, batch_size, gen, precision=precision).read()
-        metrics = {"step": stop, **losses, "grad_steps_per_s": (stop - step) / max(time.perf_counter() - t0, 1e-9)}
-        metrics.update(evaluate_agent(agent, data, eval_episodes, seed, device))
-        history.append(metrics)
-        step = stop
-        if ckpt is not None:
-            with open(ckpt.parent / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            _save(ckpt, agent, step, gen, history)
-        if log:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    step, history, ckpt = _start(out, resume, agent, gen)
+    report = Reporter(steps, step, progress, tensorboard, log)
+    try:
+        while step < steps:
+            stop = next_eval(step, steps, eval_every, agent.policy_start, policy_eval_every)
+            t0 = time.perf_counter()
+            losses = _train_to(agent, data, step, stop, batch_size, gen, precision, report.advance)
+            metrics = {"step": stop, **losses,
+                       "grad_steps_per_s": (stop - step) / max(time.perf_counter() - t0, 1e-9)}
+            metrics.update(evaluate_agent(agent, data, eval_episodes, seed, device))
+            history.append(metrics)
+            step = stop
+            if ckpt is not None:
+                with open(ckpt.parent / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                _save(ckpt, agent, step, gen, history)
+            report.evaluation(metrics)
+    finally:
+        report.close()
     return history
 
 
