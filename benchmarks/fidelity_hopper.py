@@ -50,6 +50,8 @@ def variants(steps: int) -> dict[str, tuple[str, dict]]:
         # GMPG with a policy batch of 2048 (the authors': 40960; 256 above): is the collapse the gradient's noise?
         "gmpg_b2048": ("gmpg", {**_GMPG, "behaviour_steps": steps - GMPG_POLICY_STEPS,
                                 "critic_steps": steps - GMPG_POLICY_STEPS, "policy_batch_size": 2048}),
+        # GMPG on the 200k-step critic (critic_init, as gmpo_pre200k): mu and the policy phase as in gmpg
+        "gmpg_pre200k": ("gmpg", {**_GMPG, "behaviour_steps": steps - GMPG_POLICY_STEPS, "critic_steps": 0}),
         "gtp": ("gtp", {}),  # GTP's defaults (K = 5, its own TD critic trained alongside)
         # the same budget split 4:1 in the critic's favour (Algorithm 1 fixes the order, not the split)
         "gmpo_c80": ("gmpo", {**_NET, "path": "gvp", "beta": 16.0, "max_weight": 1000.0, "critic_lr": 3e-4,
@@ -62,8 +64,8 @@ def variants(steps: int) -> dict[str, tuple[str, dict]]:
 
 
 def critic_budget(name: str) -> int:
-    """The pretrained critic's steps of a gmpo_pre<k>k variant; 0 for the others."""
-    return int(name.removeprefix("gmpo_pre").removesuffix("k")) * 1000 if name.startswith("gmpo_pre") else 0
+    """The pretrained critic's steps of a <algo>_pre<k>k variant; 0 for the others."""
+    return int(name.split("_pre")[1].removesuffix("k")) * 1000 if "_pre" in name else 0
 
 
 def pretrain(seed: int, out: Path, steps: int) -> Path:
@@ -95,7 +97,7 @@ def run(jobs: list[str], out: Path, steps: int, eval_every: int, episodes: int) 
         run_steps = steps
         if critic_budget(name):
             overrides = {**overrides, "critic_init": str(pretrain(int(seed), out, critic_budget(name)))}
-            run_steps = steps // 2
+            run_steps = steps // 2 if algo == "gmpo" else steps
         policy_eval = 5 if algo == "gmpg" else 0  # GMPG: every 5 policy steps, as the authors' code evaluates
         train(algo, DATASET, steps=run_steps, seed=int(seed), batch_size=256, eval_every=eval_every,
               eval_episodes=episodes, out=str(out / f"{name}-s{seed}"), resume=True, overrides=overrides,
@@ -108,7 +110,7 @@ def summary(out: Path, steps: int) -> str:
     for name in variants(1):
         runs = sorted(out.glob(f"{name}-s*/metrics.jsonl"))
         rows = [[json.loads(x) for x in open(r)] for r in runs]
-        rows = [r for r in rows if r and r[-1]["step"] == steps // (2 if critic_budget(name) else 1)]  # finished
+        rows = [r for r in rows if r and r[-1]["step"] == steps // (2 if name.startswith("gmpo_pre") else 1)]  # finished
         if not rows:
             continue
         final = np.array([r[-1]["score_mean"] for r in rows])

@@ -153,3 +153,13 @@ def test_the_command_line_stops_with_that_line(no_native_bf16) -> None:
         main(["--algo", "bc", "--dataset", "toy/swissroll-v0", "--steps", "1", "--precision", "bf16",
               "--device", "cpu", "--no-progress"])
     assert str(done.value.code).startswith("error: bf16 on this CPU (Test CPU 9000, no avx512_bf16/amx_bf16)")
+
+
+def test_a_sweep_trial_on_the_cpu_stops_at_validation_with_that_line(no_native_bf16) -> None:
+    from tune_jobs import config as C
+
+    trial = C.flatten({**C.RUN_DEFAULTS, "algorithm": "bc", "dataset": "toy/swissroll-v0", "device": "cpu",
+                       "precision": "bf16"})
+    problems = C.trial_problems(trial)
+    assert len(problems) == 1 and problems[0].startswith("bf16 on this CPU (Test CPU 9000")
+    assert C.trial_problems({**trial, "device": "cuda"}) == []  # a GPU trial is not checked

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from genrl_core import algorithms
 from genrl_core.data import d4rl
 from genrl_core.data.loading import SCALINGS
-from genrl_core.generative.networks import PRECISIONS
+from genrl_core.generative.networks import PRECISIONS, check_precision
 from genrl_core.run.packing import ENGINES
 from genrl_core.generative.paths import PATHS, PREDICTIONS
 from genrl_core.generative.solvers import SOLVERS
@@ -345,6 +345,11 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
         out.append(f"unknown pack_engine {run['pack_engine']!r}; valid: {', '.join(ENGINES)}")
     if run["precision"] not in PRECISIONS:
         out.append(f"unknown precision {run['precision']!r}; valid: {', '.join(PRECISIONS)}")
+    elif run["device"] == "cpu":  # bf16 on a CPU without native bfloat16 (trials on device auto: checked there)
+        try:
+            check_precision(run["precision"], "cpu")
+        except ValueError as err:
+            out.append(str(err))
     if run["reward_scaling"] not in SCALINGS:
         out.append(f"unknown reward_scaling {run['reward_scaling']!r}; valid: {', '.join(SCALINGS)}")
     if run["preset"] == "paper" and not run["dataset"] and run["task"] not in PAPER_DATASETS:

@@ -31,6 +31,7 @@ from ray import tune
 
 from genrl_core.algorithms.base import Agent
 from genrl_core.data.loading import OfflineData, load
+from genrl_core.generative.networks import check_precision
 from genrl_core.run.packing import Pack, build_pack
 from genrl_core.run.training import EPOCH_KEYS, evaluate_agent, next_eval, steps_from_epochs
 from tune_jobs import results
@@ -177,6 +178,7 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
     _threads()
     run, overrides = split(config)
     device = _device(run["device"])
+    check_precision(run["precision"], device)  # bf16 on a CPU without native bfloat16: one clear error
     data = load(run["dataset"], device, run["reward_scaling"], run["normalize_obs"],
                 download=not run["dataset"].startswith(("local/", "toy/")))
     run, overrides = phases_in_steps(run, overrides, len(data))
