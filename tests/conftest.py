@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
+import sys
 import shutil
 import tempfile
 import time
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -30,6 +34,17 @@ PENDULUM_BUDGET = dict(total_steps=6000, dataset_steps=4000, start_steps=1000, n
 HOPPER_BUDGET = dict(total_steps=600, dataset_steps=300, start_steps=300, n_checkpoints=2, eval_episodes=2,
                      ref_episodes=2, sac=SACConfig(hidden=(32, 32), batch_size=64))
 MADE_IN: dict[str, float] = {}  # seconds taken to make each fixture's datasets
+
+
+def load_make_tables() -> ModuleType:
+    """A fresh copy of analysis/make_tables.py (a script, not a package module), registered so its dataclasses
+    resolve."""
+    path = Path(__file__).resolve().parents[1] / "analysis" / "make_tables.py"
+    spec = importlib.util.spec_from_file_location("make_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_tables"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

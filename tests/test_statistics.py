@@ -3,12 +3,11 @@ definitions (Agarwal et al., NeurIPS 2021): IQM, mean, stratified bootstrap inte
 performance profiles."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_make_tables
 import scipy.stats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,11 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def st():
-    spec = importlib.util.spec_from_file_location("make_tables", REPO / "analysis" / "make_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_tables"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_make_tables()
 
 
 def test_iqm_and_mean_of_known_matrices(st):

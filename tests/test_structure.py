@@ -133,11 +133,9 @@ def test_a_registered_algorithm_reaches_the_command_line_the_sweeps_and_the_tabl
     assert C.trial_problems(flat) == []
     assert any("nosie" in p for p in C.trial_problems({**flat, "nosie": 0.1}))
 
-    spec = importlib.util.spec_from_file_location("make_tables_toy", ROOT / "analysis" / "make_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    sys.modules["make_tables_toy"] = tables  # its dataclasses look their module up
-    spec.loader.exec_module(tables)
-    assert tables._alg({"algorithm": "toyalgo"}) == "ToyAlgo"  # (a full table: test_tables' registry test)
+    from conftest import load_make_tables  # noqa: PLC0415
+
+    assert load_make_tables()._alg({"algorithm": "toyalgo"}) == "ToyAlgo"  # (a full table: test_tables' registry test)
 
 
 def test_help_text_comes_from_the_fields_documentation():

@@ -1,11 +1,10 @@
 """analysis/make_tables.py on synthetic Parquet rows: cells, paper numbers, captions, LaTeX and PNGs (no Ray)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_make_tables
 
 from genrl_core import algorithms
 from tune_jobs import results
@@ -15,11 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def make_tables():
-    spec = importlib.util.spec_from_file_location("make_tables", REPO / "analysis" / "make_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_tables"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_make_tables()
 
 
 def _trial(root: str, sweep: str, trial_id: str, config: dict, scores: list[float], loglik: float = -1.0,
