@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # `ray ...` with Ray's loopback-to-external-IP swap disabled, so that every service listens on 127.0.0.1 only.
 # (The CLI itself may still add a second node: that check reads ENABLE_RAY_CLUSTER, set back to True.)
-RAY_CLI = ("import sys; from tune_jobs.ray_compat import loopback_node_ip; from ray._private import ray_constants; "
+RAY_CLI = ("import sys; from tune_jobs.ray_compat import allow_multi_node_cli, loopback_node_ip; "
            "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; ctx = loopback_node_ip(); ctx.__enter__(); "
-           "ray_constants.ENABLE_RAY_CLUSTER = True; main()")
+           "allow_multi_node_cli(); main()")
 GMPO_ONLY = ["--only", "task=halfcheetah-medium-v2", "--only", "algorithm=gmpo"]
 
 

@@ -55,3 +55,11 @@ def init_local(num_cpus: int | None, temp_dir: str | None) -> str:
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
                  log_to_driver=True)
     return LOOPBACK
+
+
+def allow_multi_node_cli() -> None:
+    """Let the `ray` command line of this process add nodes to a cluster (its check reads ENABLE_RAY_CLUSTER, which
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 turned off at import)."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = True

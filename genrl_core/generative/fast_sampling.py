@@ -52,7 +52,7 @@ class FastNet:
     def __init__(self, net: torch.nn.Module):
         self.net, self.unet = net, isinstance(net, ResidualUNet)
         self._modules = [m for m in net.modules() if own_parameters(m)]  # parameters looked up at each refresh
-        self._versions: tuple[tuple[int, int], ...] = ()
+        self._weights_seen: tuple[tuple[int, int], ...] = ()
         self.w: dict[str, torch.Tensor] = {}
         self.fields: dict[tuple, "FastField"] = {}
         self.refresh()
@@ -91,7 +91,7 @@ class FastNet:
         parameters new storage without a new version)."""
         versions = tuple((parameter_version(p), p.data_ptr()) for m in self._modules
                          for p in own_parameters(m).values() if p is not None)
-        if versions == self._versions:
+        if versions == self._weights_seen:
             return
         fresh = self._fresh_weights()
         if self.w and all(self.w[k].shape == v.shape and self.w[k].device == v.device and self.w[k].dtype == v.dtype
@@ -100,7 +100,7 @@ class FastNet:
                 self.w[k].copy_(v)  # in place: CUDA graphs captured on these buffers stay valid
         else:
             self.w = fresh
-        self._versions = versions
+        self._weights_seen = versions
 
     # per call -------------------------------------------------------------------------------------------------
     @torch.no_grad()
