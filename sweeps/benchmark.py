@@ -4,6 +4,7 @@ takes GMPO's and GMPG's per-task settings from the authors' configs (tune_jobs.c
 preset uses Table 8's beta.
 
     python sweeps/benchmark.py                          # smoke: three Pendulum stand-in tasks
+    python sweeps/benchmark.py --preset local           # Hopper medium, medium-replay: BC, GMPO, GMPG, GTP, 3 seeds
     python sweeps/benchmark.py --preset paper           # 9 locomotion + 6 AntMaze tasks, 5 seeds
 """
 from __future__ import annotations
@@ -35,7 +36,15 @@ def _gtp_available() -> bool:
         return False
 
 
+def _local_variants(task: str) -> list[dict]:
+    """The local preset's rows: BC, the two GMP methods and GTP (the baselines fit no CPU-hours budget beside them)."""
+    return [C.variant("local", a, m, task=task) for a, m in [("bc", "gvp"), *GMP]] + \
+        ([C.variant("local", "gtp", task=task)] if _gtp_available() else [])
+
+
 def _variants(preset: str, task: str) -> list[dict]:
+    if preset == "local":
+        return _local_variants(task)
     antmaze = task.startswith("antmaze")
     run = ANTMAZE_RUN if antmaze and preset == "paper" else {}
     beta = (lambda a: {"beta": C.table8_beta(task, a)}) if preset == "smoke" else (lambda a: {})
@@ -50,13 +59,15 @@ def _variants(preset: str, task: str) -> list[dict]:
 
 def plans(preset: str) -> list[Plan]:
     """One grid over (task, algorithm) variants (seeds added by the runner)."""
-    tasks = SMOKE_TASKS if preset == "smoke" else C.LOCOMOTION + C.ANTMAZE
+    tasks = {"smoke": SMOKE_TASKS, "local": C.LOCAL_TASKS}.get(preset, C.LOCOMOTION + C.ANTMAZE)
     space = {**C.run_budget(preset), "variant": tune.grid_search([v for t in tasks for v in _variants(preset, t)])}
     notes = [] if _gtp_available() else ["GTP is not available yet: Table 2 is left out"]
     if preset == "smoke":
         notes.append("AntMaze (Table 11) has no smoke stand-in; run --preset paper for it")
+    if preset == "local":
+        notes.append("local preset: BC, GMPO, GMPG and GTP only (the baselines run in the smoke and paper presets)")
     return [Plan("benchmark", space, notes=notes)]
 
 
 if __name__ == "__main__":
-    sys.exit(main("benchmark", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))
+    sys.exit(main("benchmark", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))

@@ -21,11 +21,11 @@ SMOKE_TASKS = ["halfcheetah-medium-v2", "hopper-medium-replay-v2"]
 
 def plans(preset: str) -> list[Plan]:
     """One grid over (task, algorithm, model, prediction, beta) variants (seeds added by the runner)."""
-    tasks = SMOKE_TASKS if preset == "smoke" else C.LOCOMOTION
+    tasks = {"smoke": SMOKE_TASKS, "local": C.LOCAL_TASKS[:1]}.get(preset, C.LOCOMOTION)
     beta = (lambda t, a: {"beta": C.table8_beta(t, a)}) if preset == "smoke" else (lambda t, a: {})  # paper: authors'
     variants = [C.variant(preset, a, m, prediction=p, task=t, **beta(t, a)) for t in tasks for a, m, p in MODELS]
     return [Plan("model_ablation", {**C.run_budget(preset), "variant": tune.grid_search(variants)})]
 
 
 if __name__ == "__main__":
-    sys.exit(main("model_ablation", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))
+    sys.exit(main("model_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))

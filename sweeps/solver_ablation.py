@@ -25,10 +25,11 @@ def plans(preset: str) -> list[Plan]:
     """One grid: task x (algorithm, model) x (solver, steps) (seeds added by the runner)."""
     space = {**C.run_budget(preset),
              "variant": tune.grid_search([C.variant(preset, a, m, prediction=p, task=t)
-                                          for t in TASKS for a, m, p in MODELS]),
+                                          for t in (C.LOCAL_TASKS[:1] if preset == "local" else TASKS)
+                                          for a, m, p in MODELS]),
              "variant_solver": tune.grid_search(SOLVERS)}
     return [Plan("solver_ablation", space)]
 
 
 if __name__ == "__main__":
-    sys.exit(main("solver_ablation", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))
+    sys.exit(main("solver_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))

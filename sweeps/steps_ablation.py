@@ -22,10 +22,11 @@ SMOKE = {"steps": 130, "eval_every": 65, "batch_size": 32}
 def plans(preset: str) -> list[Plan]:
     """One grid: task x T (seeds added by the runner)."""
     budget = {**C.run_budget(preset), **(SMOKE if preset == "smoke" else {})}
-    variants = [C.variant(preset, "gmpg", "vpsde", prediction="velocity", sampling_steps=32, task=t) for t in TASKS]
+    tasks = C.LOCAL_TASKS[:1] if preset == "local" else TASKS
+    variants = [C.variant(preset, "gmpg", "vpsde", prediction="velocity", sampling_steps=32, task=t) for t in tasks]
     space = {**budget, "variant": tune.grid_search(variants), "train_steps": tune.grid_search(TRAIN_STEPS)}
     return [Plan("steps_ablation", space)]
 
 
 if __name__ == "__main__":
-    sys.exit(main("steps_ablation", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))
+    sys.exit(main("steps_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))

@@ -19,7 +19,7 @@ from tune_jobs.runner import main
 from tune_jobs.space import Plan, points
 
 BETA_RANGE = (0.1, 32.0)
-SAMPLES = {"smoke": 6, "paper": 24}
+SAMPLES = {"smoke": 6, "local": 8, "paper": 24}
 
 
 def _searcher():
@@ -43,7 +43,7 @@ def _asha(space: dict[str, Any]):
 
 def plans(preset: str) -> list[Plan]:
     """One searcher experiment per (task, algorithm)."""
-    tasks = ["halfcheetah-medium-v2"] if preset == "smoke" else C.LOCOMOTION + C.ANTMAZE
+    tasks = {"smoke": ["halfcheetah-medium-v2"], "local": C.LOCAL_TASKS[:1]}.get(preset, C.LOCOMOTION + C.ANTMAZE)
     algos = [("gmpo", "gvp")] if preset == "smoke" else [("gmpo", "gvp"), ("gmpg", "vpsde")]
     out = []
     for task in tasks:
@@ -57,4 +57,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("tune_beta", {"smoke": lambda: plans("smoke"), "paper": lambda: plans("paper")}, __doc__))
+    sys.exit(main("tune_beta", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))

@@ -18,9 +18,13 @@ def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     """The flags every sweep script shares."""
     p = argparse.ArgumentParser(prog=f"sweeps/{name}.py", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=["smoke", "paper"], default="smoke",
-                   help="smoke: tiny budgets on a locally made Pendulum set (default); paper: the paper's grid")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: smoke 0 1, paper 0 1 2 3 4)")
+    p.add_argument("--preset", choices=list(C.PRESETS), default="smoke",
+                   help="smoke: tiny budgets on a locally made Pendulum set (default); local: the paper's MuJoCo "
+                        "tasks on D4RL-style sets made on this machine, budgets for a CPU workstation; paper: the "
+                        "paper's grid")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds (default: " + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in C.PRESET_SEEDS.items())
+                        + ")")
     p.add_argument("--storage", default="results", help="local path or s3:// / gs:// URI for Ray state and Parquet")
     p.add_argument("--name", default=name, help="sweep name: Parquet partition and experiment folder")
     p.add_argument("--resume", action="store_true", help="continue the unfinished trials (Tuner.restore)")

@@ -31,7 +31,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "algorithm": "gmpo",  # registered algorithm name (genrl_core.algorithms.names())
     "task": "",  # the paper's task this trial stands for, e.g. halfcheetah-medium-v2 (table rows)
     "dataset": "",  # dataset id(s) actually used ("a+b" concatenates); empty: the preset's table entry for task
-    "preset": "",  # smoke or paper: which table maps task -> dataset when dataset is empty
+    "preset": "",  # smoke, local or paper: which table maps task -> dataset when dataset is empty
     "seed": 0,  # random seed of the run
     "steps": 1_000_000,  # gradient steps in all
     "eval_every": 50_000,  # gradient steps between evaluations (one report and checkpoint each)
@@ -126,6 +126,47 @@ PAPER_ALGOS: dict[str, dict[str, Any]] = {
     "srpo": {**_PAPER_POLICY, "steps": 500_000, "eval_every": 25_000, "batch_size": 4096, "behaviour_steps": 200_000},
     "dql": {"steps": 500_000, "eval_every": 25_000, "batch_size": 256},  # Diffusion-QL's own 3x256 MLP (its default)
 }
+# Local preset: the paper's locomotion tasks on D4RL-style MuJoCo sets made on this machine (genrl_core.data.making:
+# one SAC run per env, LOCAL_DATA_BUDGET; medium-expert = medium ++ expert episodes, as D4RL built it), at budgets that
+# fit a CPU workstation: batch 256, a 256x3 MLP backbone (the paper's residual U-Net and batch 4096 do not fit), GMPO's
+# and GMPG's per-task beta, clamps and learning rates from the authors' configs (local_settings), phases in steps.
+# Measured on one core of an AMD EPYC (ms per gradient step at batch 256): BC 3.1, IQL critic 6.7 (GMPG's critic + mu
+# 10.0), GMPO policy 4.9, GMPG policy 190 (T = 16), GTP 20.5. Seed packing is off: 3 seeds packed by vmap took longer
+# than 3 runs one after another here (BC 11.2 against 3 x 3.1 ms), so the preset runs one seed per trial and core.
+LOCAL_DATASETS: dict[str, str] = {t: "local/{}/{}-v0".format(*t.rsplit("-v", 1)[0].split("-", 1)) for t in LOCOMOTION}
+LOCAL_DATA_BUDGET: dict[str, Any] = dict(total_steps=200_000, dataset_steps=100_000)  # ~34 min of one core per env
+LOCAL_RUN: dict[str, Any] = {"eval_episodes": 10, "batch_size": 256, "seeds_per_trial": 1}
+_LOCAL_NET = {"backbone": "mlp", "widths": (256, 256, 256), "sampling_steps": 31, "solver": "euler", "loglik_steps": 8}
+# The critic's budget decides GMPO's and GMPG's scores (issue 20: GMPO 12.4 on a 25k-step critic, 16.4 on 100k, 18.1 on
+# 200k): the local preset gives it 50k steps at the authors' critic learning rate. critic_value_init stays off: on
+# local/hopper/medium-v0 it made Q's mean overshoot the returns and left the advantage unrelated to them after 20k steps
+# (corr(A, G - V) -0.03, against 0.17 without it).
+_LOCAL_CRITIC = {"critic_lr": 3e-4}
+_LOCAL_IQL = {**_LOCAL_CRITIC, "critic_steps": 50_000}  # GMPO / GMPG: the critic phase before the policy
+LOCAL_ALGOS: dict[str, dict[str, Any]] = {
+    "bc": {**_LOCAL_NET, "path": "gvp", "steps": 20_000, "eval_every": 5_000},
+    "gmpo": {**_LOCAL_NET, **_LOCAL_IQL, "steps": 70_000, "eval_every": 10_000},
+    # GMPG: mu and the critic together for 50k steps, then 100 policy steps (evaluated every 5, as the authors' code)
+    "gmpg": {**_LOCAL_NET, **_LOCAL_IQL, "behaviour_steps": 50_000, "train_steps": 16, "steps": 50_100,
+             "eval_every": 25_000, "policy_eval_every": 5},
+    "gtp": {"steps": 15_000, "eval_every": 5_000},  # GTP's defaults (K = 5, its TD critic alongside)
+    "gtp_bc": {"steps": 15_000, "eval_every": 5_000},
+    "sfbc": {**_LOCAL_NET, **_LOCAL_CRITIC, "steps": 70_000, "eval_every": 10_000, "behaviour_steps": 50_000},
+    "qgpo": {**_LOCAL_NET, **_LOCAL_CRITIC, "steps": 70_000, "eval_every": 10_000, "behaviour_steps": 50_000},
+    "idql": {**_LOCAL_NET, **_LOCAL_IQL, "steps": 70_000, "eval_every": 10_000},
+    "srpo": {**_LOCAL_NET, **_LOCAL_IQL, "steps": 70_000, "eval_every": 10_000, "behaviour_steps": 50_000},
+    "dql": {"steps": 30_000, "eval_every": 10_000},
+}
+# the tasks the local preset's sweeps run by default (every locomotion task has its local set in LOCAL_DATASETS): Hopper,
+# whose locally made sets are the closest to D4RL's kinds; the ablations take the first
+LOCAL_TASKS = ["hopper-medium-v2", "hopper-medium-replay-v2"]
+# the authors' settings the local preset does not take: batches, phases in epochs and GMPG's T = 1000 (above instead)
+LOCAL_NOT_AUTHORS = ("batch_size", "policy_batch_size", "critic_epochs", "behaviour_epochs", "policy_epochs",
+                     "train_steps")
+PRESETS = ("smoke", "local", "paper")
+PRESET_ALGOS = {"smoke": SMOKE_ALGOS, "local": LOCAL_ALGOS, "paper": PAPER_ALGOS}
+PRESET_RUN = {"smoke": SMOKE_RUN, "local": LOCAL_RUN, "paper": PAPER_RUN}
+PRESET_SEEDS = {"smoke": [0, 1], "local": [0, 1, 2], "paper": [0, 1, 2, 3, 4]}  # the runner's default seeds
 TABLE8_CSV = Path(__file__).resolve().parents[1] / "analysis" / "reference" / "table8_beta_per_task.csv"
 AUTHORS_CSV = TABLE8_CSV.with_name("generativerl_d4rl_configs.csv")  # the GMPO/GMPG authors' per-task configs
 
@@ -133,18 +174,19 @@ AUTHORS_CSV = TABLE8_CSV.with_name("generativerl_d4rl_configs.csv")  # the GMPO/
 def variant(preset: str, algorithm: str, model: str | None = None, **extra: Any) -> dict[str, Any]:
     """The tied settings of one algorithm (and model) with the preset's budget for it; in the paper preset, with a
     task in `extra`, the authors' settings for that task (authors_settings) on top."""
-    budgets = SMOKE_ALGOS if preset == "smoke" else PAPER_ALGOS
-    out = {"algorithm": algorithm, **budgets.get(algorithm, {})}
+    out = {"algorithm": algorithm, **PRESET_ALGOS[preset].get(algorithm, {})}
     if model is not None:
         out["model"] = model
     if preset == "paper" and "task" in extra:
         out.update(authors_settings(algorithm, model or "", extra["task"]))
+    if preset == "local" and "task" in extra:
+        out.update(local_settings(algorithm, model or "", extra["task"]))
     return {**out, **extra}
 
 
 def run_budget(preset: str) -> dict[str, Any]:
     """Run-level keys shared by every trial of a preset."""
-    return dict(SMOKE_RUN if preset == "smoke" else PAPER_RUN)
+    return dict(PRESET_RUN[preset])
 
 
 @lru_cache(maxsize=1)
@@ -192,6 +234,12 @@ def authors_settings(algorithm: str, model: str, task: str) -> dict[str, Any]:
     return out
 
 
+def local_settings(algorithm: str, model: str, task: str) -> dict[str, Any]:
+    """The authors' per-task settings the local preset keeps (beta, clamps, learning rates, GMPG's bits and evaluation
+    every 5 policy steps); its own batch, phases and T replace theirs (LOCAL_ALGOS)."""
+    return {k: v for k, v in authors_settings(algorithm, model, task).items() if k not in LOCAL_NOT_AUTHORS}
+
+
 class SweepConfigError(ValueError):
     """A sweep with bad trial configs; str() is one line per problem."""
 
@@ -216,13 +264,17 @@ def paper_dataset(task: str) -> str:
     return "+".join(PAPER_DATASETS[task])
 
 
-def make_hint(dataset_id: str) -> str:
-    """The command that makes a locally made dataset (D4RL-scale budgets for the MuJoCo envs)."""
+def make_hint(dataset_id: str, local_budget: bool = False) -> str:
+    """The command that makes a locally made dataset (D4RL-scale budgets for the MuJoCo envs; the local preset's with
+    local_budget)."""
     parts = dataset_id.split("/")
     name, kind = (parts[1], parts[-1].rsplit("-v", 1)[0]) if len(parts) == 3 else ("<env>", "<kind>")
     if name == "pendulum":
         return f"python -m genrl_core.datasets make --env {SMOKE_ENV} --kinds {kind} --total-steps 6000"
     env = LOCAL_ENVS.get(name, "<Env>-v5")
+    if local_budget:
+        return (f"python -m genrl_core.datasets make --env {env} --kinds {kind} --total-steps "
+                f"{LOCAL_DATA_BUDGET['total_steps']} --dataset-steps {LOCAL_DATA_BUDGET['dataset_steps']}")
     return (f"python -m genrl_core.datasets make --env {env} --kinds {kind} --total-steps 1000000 "
             f"--dataset-steps 1000000")
 
@@ -234,7 +286,7 @@ def resolve_dataset(preset: str, task: str) -> str:
         return smoke_dataset(task)
     if preset == "paper" and task in PAPER_DATASETS:
         return d4rl.dataset_id(task) if d4rl.local_file(task) is not None else paper_dataset(task)
-    return ""
+    return LOCAL_DATASETS.get(task, "") if preset == "local" else ""
 
 
 def dataset_source(dataset: str) -> str:
@@ -354,8 +406,10 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
         out.append(f"unknown reward_scaling {run['reward_scaling']!r}; valid: {', '.join(SCALINGS)}")
     if run["preset"] == "paper" and not run["dataset"] and run["task"] not in PAPER_DATASETS:
         out.append(f"unknown paper task {run['task']!r}; valid: {', '.join(PAPER_DATASETS)}")
+    elif run["preset"] == "local" and not run["dataset"]:
+        out.append(f"task {run['task']!r} has no local dataset; valid: {', '.join(LOCAL_DATASETS)}")
     elif not run["dataset"]:
-        out.append(f"trial of task {run['task']!r} has no dataset (set dataset=... or preset=smoke|paper)")
+        out.append(f"trial of task {run['task']!r} has no dataset (set dataset=... or preset={'|'.join(PRESETS)})")
     return out
 
 

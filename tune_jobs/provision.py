@@ -1,6 +1,7 @@
 """Datasets for the trials of a sweep: made, fetched or skipped on the driver, then checked, before Ray starts.
 
-The smoke preset makes the Pendulum stand-in sets it lacks (one small SAC run). The paper preset skips the
+The smoke preset makes the Pendulum stand-in sets it lacks (one small SAC run); the local preset its D4RL-style
+MuJoCo sets (one SAC run per env, about half an hour of one core each). The paper preset skips the
 tasks whose locally made set (medium-replay) is absent, with a message naming the command that makes it, and
 downloads the Minari-hosted sets it lacks (a failed download surfaces as a missing dataset). Last, every
 trial's dataset must be on this machine, else SweepConfigError lists each missing one on its own line.
@@ -35,6 +36,27 @@ def make_smoke_datasets(datasets: set[str]) -> None:
         make_datasets(C.SMOKE_ENV, kinds, seed=0, progress=False, **SMOKE_DATA_BUDGET, sac=_smoke_sac())
     except DatasetExistsError:  # another sweep made them meanwhile
         pass
+
+
+def make_local_datasets(datasets: set[str]) -> None:
+    """Make the local preset's MuJoCo sets the trials need and this machine lacks: one SAC run per env
+    (C.LOCAL_DATA_BUDGET; about 34 minutes of one core each), all its kinds at once, with progress shown."""
+    from genrl_core.data.making import DatasetExistsError, make_datasets
+
+    wanted = sorted({i for d in datasets for i in _missing(d) if i in C.LOCAL_DATASETS.values()})
+    by_env: dict[str, list[str]] = {}
+    for dataset_id in wanted:
+        _, name, kind = dataset_id.split("/")
+        by_env.setdefault(C.LOCAL_ENVS[name], []).append(kind.rsplit("-v", 1)[0])
+    for env, kinds in by_env.items():
+        print(f"making {', '.join(kinds)} for {env} (SAC {C.LOCAL_DATA_BUDGET['total_steps']} steps, about 34 minutes "
+              f"of one core; the same as `python -m genrl_core.datasets make --env {env} --kinds {','.join(kinds)} "
+              f"--total-steps {C.LOCAL_DATA_BUDGET['total_steps']} --dataset-steps "
+              f"{C.LOCAL_DATA_BUDGET['dataset_steps']}`) ...", flush=True)
+        try:
+            make_datasets(env, kinds, seed=0, progress=True, **C.LOCAL_DATA_BUDGET)
+        except DatasetExistsError:  # another sweep made them meanwhile
+            pass
 
 
 def _smoke_sac() -> Any:
@@ -83,6 +105,8 @@ def provide(plans: list[Plan], args: argparse.Namespace) -> tuple[list[Plan], li
     datasets = {t["dataset"] for t in trials}
     if args.preset == "smoke":
         make_smoke_datasets(datasets)
+    elif args.preset == "local":
+        make_local_datasets(datasets)
     else:
         download_hosted(datasets)
     C.validate_datasets(trials)

@@ -151,7 +151,7 @@ def only_problem(plans: list[Plan], only: list[str]) -> str:
 def prepare_plan(plan: Plan, args: argparse.Namespace) -> Plan | None:
     """Seeds, preset, --set and --only applied to a plan; None if --only leaves nothing."""
     space = dict(plan.space)
-    seeds = args.seeds or ([0, 1] if args.preset == "smoke" else [0, 1, 2, 3, 4])
+    seeds = args.seeds or C.PRESET_SEEDS[args.preset]
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise C.SweepConfigError(f"--seeds {' '.join(map(str, seeds))}: give each seed once, as integers >= 0")
     if plan.searcher and args.seeds and len(seeds) > 1:
