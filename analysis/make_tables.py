@@ -381,7 +381,10 @@ def _provenance(t: pd.DataFrame) -> str:
     preset = ", ".join(sorted(t["preset"].dropna().unique())) if "preset" in t else ""
     smoke = (" Smoke preset: each paper task is stood in for by a small locally made Pendulum-v1 dataset of the "
              "same kind, so the numbers only show that the pipeline runs." if "smoke" in preset else "")
-    return f"Gradient steps: {steps}. Preset: {preset}. {_evaluation(t)} Datasets used: {datasets}.{smoke}"
+    local = (" Local preset: each paper task is stood in for by a D4RL-style set made on this machine (python -m "
+             "genrl_core.datasets make: SAC 200k steps, 100k-step sets), trained at CPU budgets (batch 256, 256x3 MLP "
+             "backbones, the gradient steps above), far from the paper's scale." if "local" in preset else "")
+    return f"Gradient steps: {steps}. Preset: {preset}. {_evaluation(t)} Datasets used: {datasets}.{smoke}{local}"
 
 
 # Settings of the paper preset that are the authors' code's, not the paper's text (tune_jobs.config.authors_settings)
@@ -391,9 +394,17 @@ AUTHORS_CHOICES = {
 }
 
 
+LOCAL_CHOICES = ("GMPO/GMPG: the authors' per-task beta, clamps and learning rates with the local preset's phases (a 50k-step "
+                 "critic, GMPG's mu 50k steps, then GMPO 20k and GMPG 100 policy steps), GMPG's T = 16 (authors: 1000) "
+                 "and batch 256 (authors: 4096; GMPG's policy 40960)")
+
+
 def _departures(t: pd.DataFrame) -> str:
-    """The paper preset's choices that are not the paper's text, for the trials of a table."""
-    if "preset" not in t or "paper" not in set(t["preset"].dropna()):
+    """The paper and local presets' choices that are not the paper's text, for the trials of a table."""
+    presets = set(t["preset"].dropna()) if "preset" in t else set()
+    if "local" in presets and set(t["algorithm"]) & {"gmpo", "gmpg"}:
+        return f" Not the paper's: {LOCAL_CHOICES}."
+    if "paper" not in presets:
         return ""
     pairs = set(zip(t["algorithm"], t["task"]))
     notes = [text for key, text in AUTHORS_CHOICES.items() if key in pairs]

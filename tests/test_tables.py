@@ -325,3 +325,16 @@ def test_every_caption_states_the_protocol(make_tables, tmp_path):
                     "-20.2723 to 3234.3 (source: d4rl))") in caption, key
     assert "antmaze-umaze-v0 -> d4rl/antmaze-umaze-v0" in tables["table11"]
     assert "D4RL-normalised score" in tables["table12"]
+
+
+def test_local_preset_captions_say_the_data_was_made_here_and_name_its_departures(make_tables, tmp_path):
+    root = results.results_root(str(tmp_path))
+    for algo, model, score in (("bc", "gvp", 12.0), ("gmpo", "gvp", 16.0)):
+        config = {"task": "hopper-medium-v2", "dataset": "local/hopper/medium-v0", "algorithm": algo, "model": model,
+                  "seed": 0, "preset": "local"}
+        _trial(root, "benchmark", f"{algo}-local", config, [score])
+    make_tables.write(results.read_rows(root), tmp_path / "t")
+    md = (tmp_path / "t" / "table3.md").read_text()
+    assert "Preset: local." in md and "D4RL-style set made on this machine" in md
+    assert "hopper-medium-v2 -> local/hopper/medium-v0" in md
+    assert "Not the paper's: GMPO/GMPG: the authors' per-task beta" in md and "Settings from the authors'" not in md

@@ -53,6 +53,12 @@ def print_plan(name: str, preset: str, plans: list[Plan], trials: list[dict[str,
     for task, dataset in pairs:
         source = C.dataset_source(dataset) if preset == "paper" else ""
         print(f"  {task or '(no task)'} -> {dataset}" + (f" ({source})" if source else ""))
+    if preset == "local":
+        hours = [C.cpu_hours(t) for t in trials]
+        known = [h for h in hours if h is not None]
+        print(f"  gradient steps: about {sum(known):.1f} CPU-hours on one core of an AMD EPYC (evaluation not counted"
+              + (f"; {len(hours) - len(known)} trial(s) of unmeasured algorithms left out)" if len(known) < len(hours)
+                 else ")"))
     for note in (n for p in plans for n in p.notes):
         print(f"  note: {note}")
     sys.stdout.flush()

@@ -130,9 +130,8 @@ PAPER_ALGOS: dict[str, dict[str, Any]] = {
 # one SAC run per env, LOCAL_DATA_BUDGET; medium-expert = medium ++ expert episodes, as D4RL built it), at budgets that
 # fit a CPU workstation: batch 256, a 256x3 MLP backbone (the paper's residual U-Net and batch 4096 do not fit), GMPO's
 # and GMPG's per-task beta, clamps and learning rates from the authors' configs (local_settings), phases in steps.
-# Measured on one core of an AMD EPYC (ms per gradient step at batch 256): BC 3.1, IQL critic 6.7 (GMPG's critic + mu
-# 10.0), GMPO policy 4.9, GMPG policy 190 (T = 16), GTP 20.5. Seed packing is off: 3 seeds packed by vmap took longer
-# than 3 runs one after another here (BC 11.2 against 3 x 3.1 ms), so the preset runs one seed per trial and core.
+# Seed packing is off: on this CPU 3 seeds packed by vmap took longer than 3 runs one after another (BC 11.2 ms a step
+# against 3 x 3.1 ms), so the preset runs one seed per trial and core.
 LOCAL_DATASETS: dict[str, str] = {t: "local/{}/{}-v0".format(*t.rsplit("-v", 1)[0].split("-", 1)) for t in LOCOMOTION}
 LOCAL_DATA_BUDGET: dict[str, Any] = dict(total_steps=200_000, dataset_steps=100_000)  # ~34 min of one core per env
 LOCAL_RUN: dict[str, Any] = {"eval_episodes": 10, "batch_size": 256, "seeds_per_trial": 1}
@@ -157,6 +156,10 @@ LOCAL_ALGOS: dict[str, dict[str, Any]] = {
     "srpo": {**_LOCAL_NET, **_LOCAL_IQL, "steps": 70_000, "eval_every": 10_000, "behaviour_steps": 50_000},
     "dql": {"steps": 30_000, "eval_every": 10_000},
 }
+# ms per gradient step at batch 256 on one core of an AMD EPYC, measured for the local preset's networks: per algorithm,
+# (pre-policy stage, policy phase); GMPG's stage trains mu and the critic together, its policy phase at T = 16
+LOCAL_MS_PER_STEP: dict[str, tuple[float, float]] = {"bc": (3.1, 3.1), "gmpo": (6.7, 4.9), "gmpg": (10.0, 190.0),
+                                                     "gtp": (20.5, 20.5)}
 # the tasks the local preset's sweeps run by default (every locomotion task has its local set in LOCAL_DATASETS): Hopper,
 # whose locally made sets are the closest to D4RL's kinds; the ablations take the first
 LOCAL_TASKS = ["hopper-medium-v2", "hopper-medium-replay-v2"]
@@ -232,6 +235,17 @@ def authors_settings(algorithm: str, model: str, task: str) -> dict[str, Any]:
                    policy_batch_size=int(num("policy_batch_size")), train_steps=int(num("training_T")),
                    log_ratio_scale="bits", policy_eval_every=5)
     return out
+
+
+def cpu_hours(config: dict[str, Any]) -> float | None:
+    """The gradient steps of one flat trial config in hours of one CPU core (LOCAL_MS_PER_STEP; evaluation not
+    counted); None for an algorithm not measured."""
+    run, overrides = split(config)
+    if run["algorithm"] not in LOCAL_MS_PER_STEP:
+        return None
+    stage_ms, policy_ms = LOCAL_MS_PER_STEP[run["algorithm"]]
+    stage = min(run["steps"], max(overrides.get("critic_steps", 0), overrides.get("behaviour_steps", 0)))
+    return run["seeds_per_trial"] * (stage * stage_ms + (run["steps"] - stage) * policy_ms) / 3.6e6
 
 
 def local_settings(algorithm: str, model: str, task: str) -> dict[str, Any]:
