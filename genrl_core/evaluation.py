@@ -1,4 +1,10 @@
-"""Seeded, vectorised policy rollouts with raw returns and D4RL-style normalised scores."""
+"""Seeded, vectorised policy rollouts with raw returns and D4RL-style normalised scores.
+
+Goal-reaching environments (gymnasium-robotics goal-dict observations: PointMaze, AntMaze) are evaluated as D4RL
+evaluated AntMaze: an episode ends at the first step whose info["success"] is true (gymnasium-robotics: the agent
+within 0.45 of the goal), or at the time limit; the score is 100 x the success rate over the evaluation episodes
+(score_std: 100 x the std of the 0/1 outcomes), and the mean return is still reported.
+"""
 from __future__ import annotations
 
 import math
@@ -11,7 +17,7 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from genrl_core.data.loading import flatten_obs
+from genrl_core.data.loading import flatten_obs, is_goal_dict
 
 if TYPE_CHECKING:
     from genrl_core.data.offline import OfflineData
@@ -26,22 +32,51 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def _register_robotics() -> None:
+    """Register gymnasium-robotics' environments (PointMaze, AntMaze, ...) with gymnasium, once."""
+    try:
+        import gymnasium_robotics  # noqa: F401, PLC0415  (importing registers them)
+    except ImportError as err:
+        raise ValueError(f"gymnasium-robotics is needed for the maze environments: {_one_line(err)}; install it "
+                         f"with `pip install gymnasium-robotics`") from None
+
+
 def check_env(env: str | EnvSpec) -> EnvSpec:
     """Resolve a gymnasium id (or spec) to its spec; an unknown id raises a one-line ValueError."""
     if isinstance(env, EnvSpec):
         return env
+    if env not in gym.registry and "maze" in env.lower():
+        _register_robotics()
     try:
         return gym.spec(env)
     except gym.error.Error as err:
         raise ValueError(f"unknown environment id {env!r}: {_one_line(err)}") from None
 
 
+class EndAtGoal(gym.Wrapper):
+    """Ends an episode (terminated) at the first step whose info["success"] is true, and keeps the outcome of every
+    episode that ends (True: the goal was reached) in `outcomes`."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.outcomes: list[bool] = []
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        reached = bool(info.get("success", False))
+        if terminated or truncated or reached:
+            self.outcomes.append(reached)
+        return obs, reward, terminated or reached, truncated, info
+
+
 def _make_vector_env(spec: EnvSpec, n_envs: int, max_episode_steps: int | None) -> SyncVectorEnv:
-    """A SyncVectorEnv of n_envs copies that resets finished copies in the same step."""
+    """A SyncVectorEnv of n_envs copies that resets finished copies in the same step (goal-reaching copies wrapped
+    in EndAtGoal)."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
 
     def make() -> gym.Env:
-        return gym.make(spec, **kwargs)
+        env = gym.make(spec, **kwargs)
+        return EndAtGoal(env) if is_goal_dict(env.observation_space) else env
 
     try:
         return SyncVectorEnv([make] * n_envs, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -86,16 +121,17 @@ def _number(value: float | None) -> float:
 
 def protocol(data: OfflineData, n_episodes: int) -> dict[str, float | str]:
     """How an evaluation of `data`'s policy is scored: episodes, the reference returns of score_mean and where they
-    come from ("d4rl", "dataset" or "none"), the dataset id and the hash of its transitions (numbers as floats,
-    NaN for missing references)."""
+    come from ("d4rl", "dataset", "none", or "success": 100 x the success rate), the dataset id and the hash of its
+    transitions (numbers as floats, NaN for missing references)."""
     return {"eval_episodes": float(n_episodes), "ref_min_score": _number(data.ref_min_score),
             "ref_max_score": _number(data.ref_max_score), "ref_source": str(data.ref_source),
             "dataset_id": str(data.dataset_id), "data_hash": str(data.content_hash)}
 
 
 def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int, device: str | torch.device,
-             obs_normalizer: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[list[float], int]:
-    """Run until every copy i has finished quotas[i] episodes; return the episode returns and env steps."""
+             obs_normalizer: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[list[float], list[bool], int]:
+    """Run until every copy i has finished quotas[i] episodes; return the episode returns, their outcomes (goal
+    reached; empty for environments without goals) and env steps."""
     space = envs.single_action_space
     low, high = space.low, space.high
     source = f"environment {envs.envs[0].spec.id!r}" if envs.envs[0].spec else "the environment"
@@ -103,6 +139,8 @@ def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int,
     running = np.zeros(envs.num_envs)
     done_count = np.zeros(envs.num_envs, dtype=int)
     returns: list[float] = []
+    reached: list[bool] = []
+    goals = isinstance(envs.envs[0], EndAtGoal)
     steps = 0
     while (done_count < quotas).any():
         o = torch.as_tensor(flatten_obs(obs, source), device=device)
@@ -115,9 +153,11 @@ def _rollout(policy: Policy, envs: SyncVectorEnv, quotas: np.ndarray, seed: int,
         running += reward
         for i in np.flatnonzero((terminated | truncated) & active):
             returns.append(float(running[i]))
+            if goals:
+                reached.append(envs.envs[i].outcomes[-1])
             done_count[i] += 1
         running[terminated | truncated] = 0.0
-    return returns, steps
+    return returns, reached, steps
 
 
 def evaluate(policy: Policy, env_id: str | EnvSpec, n_episodes: int = 10, seed: int = 0, *,
@@ -130,7 +170,8 @@ def evaluate(policy: Policy, env_id: str | EnvSpec, n_episodes: int = 10, seed: 
     The policy gets a float32 observation batch on `device` and returns an action batch (clipped to the
     action box). Copy i is reset with seed + i, and torch's RNG is seeded with `seed` inside a forked RNG
     state, so the same policy and seed give identical returns. The policy is called as it is (no
-    torch.no_grad here, since guided samplers may need gradients).
+    torch.no_grad here, since guided samplers may need gradients). On goal-reaching environments episodes end
+    at the goal, success_rate is added and the score is 100 x success_rate (the refs are not used).
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
@@ -143,14 +184,19 @@ def evaluate(policy: Policy, env_id: str | EnvSpec, n_episodes: int = 10, seed: 
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
             torch.manual_seed(seed)
-            returns, steps = _rollout(policy, envs, quotas, seed, dev, obs_normalizer)
+            returns, reached, steps = _rollout(policy, envs, quotas, seed, dev, obs_normalizer)
     finally:
         envs.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
     r = np.asarray(returns, dtype=np.float64)
-    score_mean, score_std = normalized_score(r, ref_min_score, ref_max_score)
-    return {"return_mean": float(r.mean()), "return_std": float(r.std()), "score_mean": score_mean,
-            "score_std": score_std, "episodes": float(len(r)), "episodes_per_s": len(r) / elapsed,
+    metrics = {"return_mean": float(r.mean()), "return_std": float(r.std())}
+    if reached:
+        success = np.asarray(reached, dtype=np.float64)
+        metrics.update(success_rate=float(success.mean()), score_mean=100.0 * float(success.mean()),
+                       score_std=100.0 * float(success.std()))
+    else:
+        metrics["score_mean"], metrics["score_std"] = normalized_score(r, ref_min_score, ref_max_score)
+    return {**metrics, "episodes": float(len(r)), "episodes_per_s": len(r) / elapsed,
             "env_steps_per_s": steps / elapsed}
 
 
@@ -158,9 +204,10 @@ def evaluate_dataset(policy: Policy, data: OfflineData, n_episodes: int = 10, se
                      device: str | torch.device = "cpu") -> dict[str, float | str]:
     """Evaluate on the dataset's environment with its reference scores and observation normalisation.
 
-    score_mean / score_std use data's primary references (D4RL's for the environments of its table);
-    score_dataset_mean / score_dataset_std use the dataset's own references (NaN when it has none); the
-    protocol() keys say how the scores were made.
+    score_mean / score_std use data's primary references (D4RL's for the environments of its table; 100 x the
+    success rate on goal-reaching environments); score_dataset_mean / score_dataset_std use the dataset's own
+    references (NaN when it has none), applied to the success rate on goal-reaching environments (the refs of
+    the maze sets made here are success rates); the protocol() keys say how the scores were made.
     """
     env = data.env_spec if data.env_spec is not None else data.env_id
     if env is None:
@@ -169,7 +216,10 @@ def evaluate_dataset(policy: Policy, data: OfflineData, n_episodes: int = 10, se
     metrics: dict[str, float | str] = evaluate(
         policy, env, n_episodes, seed, device=device, obs_normalizer=normalizer,
         ref_min_score=data.ref_min_score, ref_max_score=data.ref_max_score)
-    mean, std = _scaled(metrics["return_mean"], metrics["return_std"], data.dataset_ref_min_score,
-                        data.dataset_ref_max_score)
+    if "success_rate" in metrics:
+        basis = (metrics["success_rate"], metrics["score_std"] / 100.0)
+    else:
+        basis = (metrics["return_mean"], metrics["return_std"])
+    mean, std = _scaled(*basis, data.dataset_ref_min_score, data.dataset_ref_max_score)
     metrics.update(score_dataset_mean=mean, score_dataset_std=std, **protocol(data, n_episodes))
     return metrics

@@ -123,12 +123,12 @@ def test_goal_dict_obs_concatenated_and_antmaze_scaling() -> None:
     d = load(dataset_id)
     raw = minari.load_dataset(dataset_id)
     ep = next(iter(raw.iterate_episodes()))
-    want = np.concatenate([ep.observations["observation"], ep.observations["desired_goal"]], axis=1)
-    assert d.obs_dim == 5 and d.act_dim == 2
+    want = np.concatenate([ep.observations[k] for k in ("observation", "achieved_goal", "desired_goal")], axis=1)
+    assert d.obs_dim == 7 and d.act_dim == 2
     np.testing.assert_array_equal(d.obs[:4].numpy(), want[:-1])
     np.testing.assert_array_equal(d.next_obs[:4].numpy(), want[1:])
     np.testing.assert_array_equal(d.reward[:4].numpy(), ep.rewards.astype(np.float32) - 1)  # antmaze: r - 1
-    assert (d.ref_min_score, d.ref_max_score) == (0.0, 1.0)  # antmaze row of the D4RL table
+    assert (d.ref_min_score, d.ref_max_score, d.ref_source) == (0.0, 1.0, "success")  # scored by success rate
     assert d.env_id is None
 
 

@@ -111,7 +111,7 @@ def test_goal_dict_obs_are_flattened_like_the_loader() -> None:
         return torch.zeros(obs.shape[0], 1)
 
     assert evaluate(policy, "test/GoalPendulum-v0", n_episodes=2)["episodes"] == 2
-    assert seen[0].shape == (2, 5) and seen[0].dtype == torch.float32  # observation (3) + desired_goal (2)
+    assert seen[0].shape == (2, 7) and seen[0].dtype == torch.float32  # observation (3) + achieved, desired goal (2+2)
     assert (seen[0][:, 3:] == 0.5).all()
     with pytest.raises(ValueError) as err:
         evaluate(policy, "test/NoGoalPendulum-v0", n_episodes=1)

@@ -1,7 +1,8 @@
 """Offline datasets: Minari ids (or toy bandit ids) -> device-resident transition tensors, reward scaling.
 
 Reward scaling as IQL does it: "locomotion" r * 1000 / (max episode return - min episode return),
-"antmaze" r - 1, "none"; "auto" picks antmaze for antmaze ids, none for toy ids, locomotion otherwise.
+"antmaze" r - 1, "none"; "auto" picks antmaze for maze ids (antmaze, pointmaze: sparse goal rewards), none for toy
+ids, locomotion otherwise.
 Time-outs (truncations) are not terminals. Ids starting with d4rl/ are D4RL's own hdf5 files (genrl_core.data.d4rl).
 
 Reference returns: environments in D4RL's table (reference/d4rl_ref_scores.csv: hopper, halfcheetah, walker2d,
@@ -10,6 +11,10 @@ dataset's own references (Minari metadata, e.g. the random and expert policies o
 beside them (dataset_ref_min_score / dataset_ref_max_score). Other environments use the dataset's own
 (ref_source "dataset"), or none ("none"). content_hash identifies the transitions as read (before reward
 scaling and observation normalisation, which the run's config records).
+
+Goal-reaching sets (gymnasium-robotics goal-dict observations: the mazes) are scored by success rate (ref_source
+"success", refs 0 and 1: the score is 100 x the fraction of evaluation episodes that reach the goal, as D4RL's
+AntMaze; see genrl_core.evaluation); their own references (dataset_ref_*) are success rates too for sets made here.
 """
 from __future__ import annotations
 
@@ -42,6 +47,10 @@ def _one_line(err: BaseException) -> str:
 
 def _make_hint(dataset_id: str) -> str:
     """How to make a dataset locally, guessing env and kind from ids like local/hopper/medium-v0."""
+    if "maze" in dataset_id.lower():
+        from genrl_core.data.mazes import make_hint
+
+        return make_hint(dataset_id)
     kinds = "random,medium,expert,medium-replay,medium-expert"
     m = re.fullmatch(r"[^/]+/([^/]+)/(.+)-v\d+", dataset_id)
     if not m:
@@ -87,14 +96,30 @@ def _corrupt_message(dataset_id: str, path: Path, err: BaseException) -> str:
             f"and download or make it again ({again})")
 
 
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")  # the order goal dicts are concatenated in
+
+
+def is_goal_dict(obs) -> bool:
+    """Whether obs (an observation, a batch or a space) is a gymnasium-robotics goal dict."""
+    keys = obs.spaces if hasattr(obs, "spaces") else obs
+    return isinstance(keys, dict) and all(k in keys for k in GOAL_KEYS)
+
+
 def flatten_obs(obs, source: str = "the data") -> np.ndarray:
-    """Box observations as float32; goal dicts as observation concatenated with desired_goal (last axis)."""
+    """Box observations as float32; goal dicts as observation ++ achieved_goal ++ desired_goal on the last axis.
+
+    With n = len(observation): the agent's position (achieved_goal: x, y in the mazes) is at [n, n + 2) and the goal
+    at [n + 2, n + 4), the last two. AntMaze (gymnasium-robotics v4): observation is qpos[2:] (13) and qvel (14),
+    without x, y, so the vector has 31 dims, x, y at 27, 28 and the goal at 29, 30 (D4RL's AntMaze had 29: qpos
+    with x, y first (15) and qvel (14), no goal). PointMaze: observation is x, y, vx, vy, so 8 dims: x, y at 0, 1 and
+    again at 4, 5, the goal at 6, 7.
+    """
     if not isinstance(obs, dict):
         return np.asarray(obs, dtype=np.float32)
-    if "desired_goal" not in obs or "observation" not in obs:
-        raise ObservationFormatError(f"{source} has dict observations with keys {sorted(obs)}; only "
-                                     f"goal dicts with 'observation' and 'desired_goal' (concatenated) are supported")
-    return np.concatenate([obs["observation"], obs["desired_goal"]], axis=-1).astype(np.float32)
+    if not is_goal_dict(obs):
+        raise ObservationFormatError(f"{source} has dict observations with keys {sorted(obs)}; only goal dicts with "
+                                     f"{', '.join(GOAL_KEYS)} (concatenated in that order) are supported")
+    return np.concatenate([np.asarray(obs[k], dtype=np.float32) for k in GOAL_KEYS], axis=-1)
 
 
 def _episode_arrays(ds, dataset_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -121,7 +146,7 @@ def resolve_scaling(dataset_id: str, reward_scaling: str) -> str:
         raise ValueError(f"unknown reward_scaling {reward_scaling!r}; valid: {', '.join(SCALINGS)}")
     if reward_scaling != "auto":
         return reward_scaling
-    if "antmaze" in dataset_id.lower():
+    if "maze" in dataset_id.lower():
         return "antmaze"
     return "none" if dataset_id.startswith("toy/") else "locomotion"
 
@@ -160,12 +185,18 @@ def _d4rl_key(dataset_id: str, env_id: str | None) -> str | None:
     return next((k for k in (_env_key(dataset_id), _env_key(env_id or "")) if k in table), None)
 
 
-def score_references(dataset_id: str, metadata: dict, env_id: str | None) -> dict:
-    """The reference fields of OfflineData: D4RL's refs for environments in its table, else the dataset's own."""
+SUCCESS_REFS = (0.0, 1.0)  # goal-reaching sets: the score is 100 x the success rate
+
+
+def score_references(dataset_id: str, metadata: dict, env_id: str | None, goal_reaching: bool = False) -> dict:
+    """The reference fields of OfflineData: success-rate refs for goal-reaching sets, D4RL's refs for environments
+    in its table, else the dataset's own."""
     lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
     own = (float(lo), float(hi)) if lo is not None and hi is not None else (None, None)
     key = _d4rl_key(dataset_id, env_id)
-    if key is not None:
+    if goal_reaching:
+        primary, source = SUCCESS_REFS, "success"
+    elif key is not None:
         primary, source = ref_scores_table()[key], "d4rl"
     else:
         primary, source = own, "dataset" if own[0] is not None else "none"
@@ -209,17 +240,18 @@ def _spec_from_metadata(metadata: dict) -> EnvSpec | None:
         return None
 
 
-def _read_minari(dataset_id: str, download: bool) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
-    """Arrays, episode returns and metadata of a Minari dataset."""
+def _read_minari(dataset_id: str, download: bool) -> tuple[dict[str, np.ndarray], np.ndarray, dict, bool]:
+    """Arrays, episode returns and metadata of a Minari dataset, and whether its observations are goal dicts."""
     ds = _open_minari(dataset_id, download)
     try:
         arrays, returns = _episode_arrays(ds, dataset_id)
         metadata = ds.storage.metadata
+        goal_reaching = is_goal_dict(ds.observation_space)
     except (ObservationFormatError, DatasetCorruptError):
         raise
     except Exception as err:  # h5py OSError, KeyError, ... from damaged files
         raise DatasetCorruptError(_corrupt_message(dataset_id, Path(str(ds.storage.data_path)).parent, err)) from None
-    return arrays, returns, metadata
+    return arrays, returns, metadata, goal_reaching
 
 
 def _normalized(data: OfflineData) -> OfflineData:
@@ -280,15 +312,16 @@ def load(dataset_id: str, device: str | torch.device = "cpu", reward_scaling: st
 
             arrays, returns, spec = d4rl.read(dataset_id)
             metadata: dict = {}
+            goal_reaching = False
         else:
-            arrays, returns, metadata = _read_minari(dataset_id, download)
+            arrays, returns, metadata, goal_reaching = _read_minari(dataset_id, download)
             spec = _spec_from_metadata(metadata)
         digest = content_hash(arrays)
         arrays["reward"] = scale_rewards(arrays["reward"], returns, scaling)
         env_id = spec.id if spec is not None else None
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()}
         data = OfflineData(**tensors, dataset_id=dataset_id, env_id=env_id, obs_mean=None, obs_std=None,
-                           env_spec=spec, content_hash=digest, **score_references(dataset_id, metadata, env_id))
+                           env_spec=spec, content_hash=digest, **score_references(dataset_id, metadata, env_id, goal_reaching))
     if normalize_obs:
         data = _normalized(data)
     return data.to(device)
