@@ -22,7 +22,7 @@ from genrl_core import algorithms
 from genrl_core.data import d4rl
 from genrl_core.data.loading import SCALINGS
 from genrl_core.generative.networks import PRECISIONS, check_precision
-from genrl_core.run.packing import ENGINES
+from genrl_core.run.packing import COMPILE_PACKED, ENGINES
 from genrl_core.generative.paths import PATHS, PREDICTIONS
 from genrl_core.generative.solvers import SOLVERS
 from genrl_core.run.training import EPOCH_KEYS, with_run_schedules
@@ -49,6 +49,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "policy_epochs": 0,  # > 0: steps = the phases before the policy + this many passes at the policy's batch size
     "reuse_stages": True,  # GMPO / GMPG: train the critic (and mu) stage once per dataset, seed and stage config in
     #                        the sweep, load it in the other trials (tune_jobs.stages; results are the same)
+    "compile": False,  # the networks of every update and of act() through torch.compile (genrl_core.run.compiled; CUDA
+    #                    graphs on a GPU); same losses within float rounding; seeds trained one by one only
 }
 ALIASES = {"model": "path"}  # flat-config name -> dataclass field
 
@@ -403,8 +405,11 @@ def _run_problems(run: dict[str, Any]) -> list[str]:
             if not _whole(run[k]) or run[k] < 0]
     if not _whole(run["seed"]) or run["seed"] < 0:
         out.append(f"seed must be an integer >= 0, got {run['seed']!r}")
-    out += [f"{k} must be true or false, got {run[k]!r}" for k in ("normalize_obs", "reuse_stages")
+    out += [f"{k} must be true or false, got {run[k]!r}" for k in ("normalize_obs", "reuse_stages", "compile")
             if not isinstance(run[k], bool)]
+    if run["compile"] is True and run["pack_engine"] == "vmap" and _whole(run["seeds_per_trial"]) \
+            and run["seeds_per_trial"] > 1:
+        out.append(COMPILE_PACKED)
     if run["device"] != "auto" and not _device_name(run["device"]):
         out.append(f"unknown device {run['device']!r}; valid: auto, cpu, cuda, cuda:N")
     if run["pack_engine"] not in ENGINES:

@@ -41,9 +41,12 @@ from genrl_core.torch_compat import (add_batch_dim, disable_functorch, get_unwra
                                      vmap_decrement_nesting, vmap_increment_nesting)
 from genrl_core.data.offline import OfflineData
 from genrl_core.generative.networks import precision_context
+from genrl_core.run.compiled import compile_agent
 from genrl_core.run.training import Accumulator, build_agent
 
 ENGINES = ("vmap", "loop")
+COMPILE_PACKED = ("compile needs seeds trained one by one (torch.compile does not take the vmap engine's batched "
+                  "tensors): set seeds_per_trial=1 or pack_engine=loop")
 
 
 # --- per-seed random streams -------------------------------------------------------------------------------------
@@ -436,12 +439,16 @@ class Pack:
 
 
 def build_pack(algo: str, seeds: list[int], obs_dim: int, act_dim: int, device: str,
-               overrides: dict[str, Any] | None = None, engine: str = "vmap") -> Pack:
-    """N agents of one config, seed i built right after seed_everything(seeds[i]) as an unpacked run is."""
+               overrides: dict[str, Any] | None = None, engine: str = "vmap", compiled: bool = False) -> Pack:
+    """N agents of one config, seed i built right after seed_everything(seeds[i]) as an unpacked run is; compiled:
+    each agent's networks through torch.compile (run.compiled), for seeds trained one by one (loop engine, or one
+    seed): the vmap engine's batched calls would run eager."""
     if engine not in ENGINES:
         raise ValueError(f"unknown packing engine {engine!r}; valid: {', '.join(ENGINES)}")
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"pack seeds must be distinct and at least one, got {seeds}")
+    if compiled and engine == "vmap" and len(seeds) > 1:
+        raise ValueError(COMPILE_PACKED)
     agents, gens, rngs = [], [], []
     saved = torch.get_rng_state()
     for seed in seeds:
@@ -449,6 +456,8 @@ def build_pack(algo: str, seeds: list[int], obs_dim: int, act_dim: int, device: 
         if torch.device(device).type == "cuda":
             gen = torch.Generator(device=device).manual_seed(seed)
         agents.append(build_agent(algo, obs_dim, act_dim, overrides).to(device))
+        if compiled:
+            compile_agent(agents[-1])
         rng = SeedRNG(device)
         rng.capture()
         gens.append(gen)

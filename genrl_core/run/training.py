@@ -19,6 +19,7 @@ import torch
 from genrl_core import algorithms
 from genrl_core.data import bandits
 from genrl_core.algorithms.base import Agent
+from genrl_core.run.compiled import compile_agent
 from genrl_core.common import DivergenceError, seed_everything
 from genrl_core.data.loading import OfflineData, load
 from genrl_core.evaluation import evaluate_dataset
@@ -235,11 +236,12 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
           eval_episodes: int = 10, out: str | None = None, resume: bool = False, device: str = "cpu",
           overrides: dict[str, Any] | None = None, reward_scaling: str = "auto", normalize_obs: bool = False,
           precision: str = "fp32", policy_eval_every: int = 0, log: Callable[[str], None] | None = print,
-          progress: bool = False, tensorboard: str | None = None) -> list[dict]:
+          progress: bool = False, tensorboard: str | None = None, compiled: bool = False) -> list[dict]:
     """Train `algo` on `dataset` for `steps` gradient steps; returns one metrics dict per evaluation (every
     eval_every steps, and every policy_eval_every steps of the policy phase when > 0). progress: a bar on stderr
     (plain lines when it is not a terminal); tensorboard: a folder for each evaluation's scalars. Neither changes
-    the results."""
+    the results. compiled: the agent's networks run through torch.compile (run.compiled; the same losses within
+    float rounding)."""
     check_precision(precision, device)
     gen = seed_everything(seed)
     if torch.device(device).type == "cuda":
@@ -247,6 +249,8 @@ def train(algo: str, dataset: str, *, steps: int, seed: int = 0, batch_size: int
     data = load(dataset, device, reward_scaling=reward_scaling, normalize_obs=normalize_obs)
     overrides = with_run_schedules(algo, steps, overrides or {})
     agent = build_agent(algo, data.obs_dim, data.act_dim, overrides).to(device)
+    if compiled:
+        compile_agent(agent)
     agent.bind_data(data, seed)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     eval_every = eval_every or steps
     step, history, ckpt = _start(out, resume, agent, gen)

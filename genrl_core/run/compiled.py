@@ -1,0 +1,172 @@
+"""Compiled updates and sampling: an agent's networks run through torch.compile (inductor), the same losses as eager.
+
+    agent = compile_agent(build_agent("gmpo", obs_dim, act_dim).to(device))   # in place; returns the agent
+
+What is compiled is each network's forward, not a whole update(): updates branch in Python on the step, step
+optimisers and call .backward(), which a compiled region would split into many graphs; a network's forward (and
+its backward, by AOTAutograd) is one graph that every algorithm reaches the same way. The networks are the outermost
+generative backbones (ResidualUNet, MLPBackbone), Q / V nets and plain MLPs (nn.Sequential) of the agent, wherever
+they sit (policy, behaviour model, critic, targets, EMA copies, GTP's flow map, QGPO's energy, SRPO's actor).
+
+Each network call picks its path at the call:
+- compiled when its tensor inputs need no gradient: the matching losses, the critics' TD / expectile steps, the
+  targets and everything under no_grad (acting, candidate sampling);
+- eager when an input needs a gradient (actions sampled with their gradient, a divergence's or an energy's gradient
+  with respect to x): AOTAutograd's backward cannot be differentiated again, and whether a call's input gradient is
+  later differentiated twice (GMPG's log-likelihoods, the Hutchinson trace) is not known at the call;
+- eager for seed-packed (vmap) calls, whose batched tensors torch.compile does not take.
+The compiled regions draw no random numbers, so the agent's random streams are those of the eager run.
+
+The sampler: on CPU (inductor's default mode) the network step of each generative model's fast sampler
+(fast_sampling.FastNet.pred, which act() and the candidate draws use) is compiled too, one graph for all solver
+steps; act() of other agents runs the compiled networks where it calls them. On CUDA the mode is "reduce-overhead"
+(CUDA graphs; outputs cloned out of the graphs' memory), and act() of agents whose policy is sampled by fast_sample
+replays the whole solve as one CUDA graph (CudaGraphSampler, the same samples).
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from genrl_core.algorithms.base import Agent, GenerativeAgent
+from genrl_core.generative.fast_sampling import CudaGraphSampler, fast_net, supported
+from genrl_core.generative.model import GenerativeModel
+from genrl_core.generative.networks import DoubleQNet, MLPBackbone, QNet, ResidualUNet, VNet
+from genrl_core.torch_compat import is_batchedtensor
+
+NETWORKS = (ResidualUNet, MLPBackbone, DoubleQNet, QNet, VNet, nn.Sequential)  # what compile_agent compiles
+MODES = ("default", "reduce-overhead", "max-autotune")
+_SAMPLERS: "weakref.WeakKeyDictionary[GenerativeModel, CompiledForward]" = weakref.WeakKeyDictionary()  # compiled
+
+
+def default_mode(device: str | torch.device) -> str:
+    """The compile mode used on `device`: CUDA graphs (reduce-overhead) on CUDA, inductor's default elsewhere."""
+    return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
+
+
+def networks(root: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of the outermost NETWORKS inside `root` (not descending into one once found)."""
+    found: list[tuple[str, nn.Module]] = []
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(child, NETWORKS):
+                found.append((full, child))
+            else:
+                walk(full, child)
+
+    walk("", root)
+    return found
+
+
+def _leaves(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+
+
+def eager_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a network call with these arguments must run eager: an input that needs a gradient (with grad mode
+    on), or a seed-packed (functorch-batched) input."""
+    tensors = _leaves(args, kwargs)
+    if any(is_batchedtensor(t) for t in tensors):
+        return True
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+class CompiledForward:
+    """A function (a module's forward, a fast sampler's network) that runs compiled, or eager where eager_call says
+    so; installed in its place (a module's parameters, state_dict and hooks are untouched). `calls` counts (compiled,
+    eager) calls."""
+
+    def __init__(self, fn: Callable[..., Any], mode: str, backend: str = "inductor"):
+        self.eager = fn
+        self.compiled = torch.compile(self.eager, backend=backend, mode=mode if backend == "inductor" else None)
+        self.clone = mode == "reduce-overhead"  # CUDA graphs reuse their output memory at the next replay
+        self.calls = [0, 0]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if eager_call(args, kwargs):
+            self.calls[1] += 1
+            return self.eager(*args, **kwargs)
+        self.calls[0] += 1
+        out = self.compiled(*args, **kwargs)
+        return out.clone() if self.clone and isinstance(out, torch.Tensor) else out
+
+
+def compile_module(module: nn.Module, mode: str = "default", backend: str = "inductor") -> CompiledForward:
+    """Install a CompiledForward on `module` (once: a compiled module is left as it is); returns it. backend:
+    torch.compile's; "aot_eager" traces forward and backward as inductor gets them but generates no code (a check
+    in seconds rather than a compile)."""
+    _check_mode(mode)
+    current = module.__dict__.get("forward")
+    if isinstance(current, CompiledForward):
+        return current
+    module.forward = CompiledForward(module.forward, mode, backend)
+    return module.forward
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; valid: {', '.join(MODES)}")
+
+
+def compile_sampler(model: GenerativeModel, mode: str = "default", backend: str = "inductor") -> bool:
+    """Compile the network step of the model's fast sampler (fast_sampling.FastNet.pred: one graph for every solver
+    step, the weights read where the sampler keeps them); False where fast_sample does not cover the backbone."""
+    _check_mode(mode)
+    if not isinstance(model.net, (ResidualUNet, MLPBackbone)):
+        return False
+    if model not in _SAMPLERS:
+        fast = fast_net(model)
+        fast.pred = _SAMPLERS[model] = CompiledForward(fast.pred, mode, backend)
+    return True
+
+
+def _graph_act(agent: GenerativeAgent) -> Callable[[torch.Tensor], torch.Tensor]:
+    """act() of a GenerativeAgent by one CUDA graph per (batch, model) where fast_sample applies (same samples),
+    else its own act()."""
+    samplers: dict[int, CudaGraphSampler] = {}
+    plain = agent.act
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        model = agent.acting_model()
+        if obs.device.type != "cuda" or not supported(model, agent.cfg.solver):
+            return plain(obs)
+        sampler = samplers.setdefault(id(model), CudaGraphSampler(model))
+        return sampler(obs, solver=agent.cfg.solver, steps=agent.cfg.sampling_steps)
+
+    return act
+
+
+def compile_agent(agent: Agent, mode: str | None = None, backend: str = "inductor") -> Agent:
+    """Compile the agent's networks in place (see the module docstring); mode None: default_mode of the agent's
+    device; backend as compile_module's. Returns the agent."""
+    device = next(agent.parameters()).device
+    mode = mode or default_mode(device)
+    for _, module in networks(agent):
+        compile_module(module, mode, backend)
+    if device.type == "cuda" and type(agent).act is GenerativeAgent.act:
+        agent.act = _graph_act(agent)
+    elif device.type != "cuda":
+        for model in agent.modules():
+            if isinstance(model, GenerativeModel):
+                compile_sampler(model, mode, backend)
+    return agent
+
+
+def compiled_calls(agent: Agent) -> dict[str, tuple[int, int]]:
+    """Per compiled network of the agent: (compiled calls, eager calls) so far; a fast sampler's network as
+    '<model>.sampler'."""
+    out = {}
+    for name, module in networks(agent):
+        fwd = module.__dict__.get("forward")
+        if isinstance(fwd, CompiledForward):
+            out[name] = (fwd.calls[0], fwd.calls[1])
+    for name, model in agent.named_modules():
+        if isinstance(model, GenerativeModel) and model in _SAMPLERS:
+            out[f"{name}.sampler"] = tuple(_SAMPLERS[model].calls)
+    return out
