@@ -5,7 +5,8 @@
 Each table its sweeps cover is written as <out>/<table>.md and <out>/<table>.tex (and all Markdown is printed):
 every cell is "final (mean ± std over seeds) / best (mean ± std) [paper mean ± std]" of the normalised score,
 where final is a trial's last evaluation and best its best evaluation. Captions say so, name the references the
-scores are normalised with (the rows' ref_source: D4RL's, the papers' scale, or the dataset's own) and the
+scores are normalised with (the rows' ref_source: D4RL's, the papers' scale, the dataset's own, or for the mazes
+the success rate x 100, episodes ending at the goal as in D4RL's AntMaze evaluation) and the
 dataset actually used for each task. Plots: <out>/curves_<sweep>.png (score against gradient steps per
 configuration, mean ± std over seeds) and <out>/figure1_loglik_vs_return.png (the paper's Figure 1:
 log-likelihood of dataset actions under the policy against its return, one point per evaluation, star at each
@@ -286,6 +287,8 @@ def _references(row: pd.Series) -> str:
     source = _protocol_text(row.get("ref_source"))
     if source == "none":
         return "no reference returns"
+    if source == "success":
+        return "scored by success rate x 100"
     low, high = row.get("ref_min_score"), row.get("ref_max_score")
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return f"reference returns not recorded (source: {source})"
@@ -354,9 +357,13 @@ def _cells(group: pd.DataFrame, paper: tuple[float, float], latex: bool) -> str:
 # what score_mean is normalised with, by the rows' ref_source (genrl_core.data.loading.score_references)
 SCALES = {"d4rl": "D4RL-normalised score (D4RL's reference returns: the papers' scale)",
           "dataset": "score normalised by the dataset's own reference returns (not D4RL's: not the papers' scale)",
-          "none": "no reference returns (no normalised score)"}
+          "none": "no reference returns (no normalised score)",
+          "success": "success rate x 100 (evaluation episodes end at the goal, as D4RL's AntMaze: the papers' scale)"}
 SHORT_SCALES = {"d4rl": "D4RL-normalised", "dataset": "normalised by the dataset's own references",
-                "none": "no references"}
+                "none": "no references", "success": "success rate x 100"}
+# AntMaze rows scored before the success-rate evaluation: their score is time near the goal, not Table 11's number
+OLD_ANTMAZE_NOTE = (" AntMaze rows not scored by success rate (ref_source {sources}: made before episodes ended at the "
+                    "goal) measure time spent near the goal, not the success rate the papers report.")
 
 
 def score_scale(t: pd.DataFrame) -> str:
@@ -417,12 +424,21 @@ def _departures(t: pd.DataFrame) -> str:
     return f" Settings from the authors' code, not the paper's text: {'; '.join(notes)}." if notes else ""
 
 
+def _old_antmaze(t: pd.DataFrame) -> str:
+    """OLD_ANTMAZE_NOTE when t has AntMaze rows whose scores are not success rates, else ''."""
+    if "ref_source" not in t:
+        return ""
+    old = t[t["task"].str.startswith("antmaze") & (t["ref_source"].fillna("not recorded") != "success")]
+    return OLD_ANTMAZE_NOTE.format(sources=", ".join(sorted(set(old["ref_source"].fillna("not recorded"))))) \
+        if len(old) else ""
+
+
 def _caption(t: pd.DataFrame, title: str) -> str:
     seeds = t["seed"].nunique()
     scale = score_scale(t)
     return (f"{title}. {scale[:1].upper() + scale[1:]}. Each cell: final evaluation (the trial's last) / best "
             f"evaluation (its highest during training), mean ± std over {seeds} seed(s) [paper's number]. "
-            f"{_provenance(t)}{_departures(t)}")
+            f"{_provenance(t)}{_departures(t)}{_old_antmaze(t)}")
 
 
 def grid(spec: Spec, t: pd.DataFrame) -> Table:
@@ -505,8 +521,8 @@ SPECS = [  # in the papers' order
          "table8_beta_per_task.csv", lambda v: {"task": v["task"]}, fill=best_beta, same_final_step=False),
     Spec("table10", "Table 10: generative model types", "model_ablation", ["task"],
          ["algorithm", "model", "prediction"], "table10_model_types.csv", _table10_keys),
-    Spec("table11", "Table 11: D4RL AntMaze, GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark", ["task"],
-         ["algorithm", "model"], "table11_antmaze.csv", _table3_keys, _antmaze),
+    Spec("table11", "Table 11: D4RL AntMaze (success rate), GMPO (GVP), GMPG (VPSDE) and the baselines", "benchmark",
+         ["task"], ["algorithm", "model"], "table11_antmaze.csv", _table3_keys, _antmaze),
     Spec("table12", "Table 12: temperature beta", "beta_ablation", ["task", "algorithm", "model"], ["beta"],
          "table12_beta.csv",
          lambda v: {"task": v["task"], "algorithm": _alg(v), "model": _model(v), "beta": v["beta"]}),

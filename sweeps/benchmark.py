@@ -6,6 +6,11 @@ preset uses Table 8's beta.
     python sweeps/benchmark.py                          # smoke: three Pendulum stand-in tasks
     python sweeps/benchmark.py --preset local           # Hopper medium, medium-replay: BC, GMPO, GMPG, GTP, 3 seeds
     python sweeps/benchmark.py --preset paper           # 9 locomotion + 6 AntMaze tasks, 5 seeds
+
+AntMaze rows (Table 11, GTP Table 2) are scored as D4RL scored them: the success rate x 100 over the evaluation
+episodes, each ending when the ant reaches the goal (genrl_core.evaluation; the rows' ref_source "success"), with
+IQL's r - 1 reward and expectile 0.9. They need gymnasium-robotics and the D4RL/antmaze sets (`minari download
+D4RL/antmaze/umaze-v1`, ...; provisioned by the runner where there is a network).
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ BASELINES = [("sfbc", "vpsde"), ("qgpo", "vpsde"), ("idql", "vpsde"), ("srpo", "
 IQL_BASED = {"gmpo", "gmpg", "idql", "srpo"}  # the algorithms with an IQL expectile
 SMOKE_TASKS = ["halfcheetah-medium-v2", "hopper-medium-replay-v2", "walker2d-medium-expert-v2"]
 ANTMAZE = {"expectile": 0.9}  # Table 7: IQL expectile 0.9 on AntMaze
-ANTMAZE_RUN = {"eval_episodes": 100}  # AntMaze: 100 evaluation episodes (GTP; the GMPO/GMPG configs use 10)
+# AntMaze: 100 evaluation episodes, the success rate over them (GTP; the GMPO/GMPG configs use 10)
+ANTMAZE_RUN = {"eval_episodes": 100}
 
 
 def _gtp_available() -> bool:

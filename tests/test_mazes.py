@@ -127,3 +127,25 @@ def test_maze_command_line_errors(capsys) -> None:
     assert len(err.splitlines()) == 1 and "minari download D4RL/antmaze/umaze-v1" in err
     assert main(["make", "--env", "PointMaze_UMaze-v3", "--kinds", "expert"]) == 2
     assert "valid: waypoint, random" in capsys.readouterr().err
+
+
+def test_table11_says_success_rate_and_flags_antmaze_rows_scored_otherwise(tmp_path) -> None:
+    """Table 11's caption: success rate x 100 for rows scored so; older AntMaze rows (time near the goal) flagged."""
+    from conftest import load_make_tables
+    from tune_jobs import results
+
+    make_tables = load_make_tables()
+    root = results.results_root(str(tmp_path))
+    for seed, score in ((0, 80.0), (1, 90.0)):
+        config = {"task": "antmaze-umaze-v0", "dataset": "D4RL/antmaze/umaze-v1", "algorithm": "gmpo", "model": "gvp",
+                  "seed": seed, "eval_episodes": 100.0, "ref_source": "success", "ref_min_score": 0.0,
+                  "ref_max_score": 1.0, "dataset_id": "D4RL/antmaze/umaze-v1", "data_hash": "ab", "steps": 100}
+        results.write_row(root, {"sweep": "benchmark", "trial_id": f"t{seed}", "step": 100, "final": True,
+                                 "stop_reason": "completed", "score_mean": score, "success_rate": score / 100,
+                                 **config})
+    table = {t.key: t for t in make_tables.all_tables(results.read_rows(root), reps=20)}["table11"]
+    assert "85.0 ± 5.0" in table.body[0][1] and "(success rate)" in table.title
+    assert "Success rate x 100 (evaluation episodes end at the goal" in table.caption
+    assert "scored by success rate x 100" in table.caption and "not scored by success rate" not in table.caption
+    old = make_tables.trials(results.read_rows(root)).assign(ref_source="d4rl")
+    assert "AntMaze rows not scored by success rate (ref_source d4rl" in make_tables._caption(old, "T")
