@@ -100,10 +100,15 @@ def _scaled(mean: float, std: float, ref_min_score: float | None,
 
 
 def dataset_score(dataset_id: str) -> float:
-    """Normalised score of a dataset's own episodes (the behaviour policy's score); Minari ids and d4rl/ files."""
+    """Normalised score of a dataset's own episodes (the behaviour policy's score); Minari ids and d4rl/ files.
+    Goal-reaching sets have none (their episodes do not end at the goal): a one-line ValueError."""
     from genrl_core.data.loading import load  # noqa: PLC0415
 
     data = load(dataset_id)
+    if data.ref_source == "success":
+        raise ValueError(f"{dataset_id} is a goal-reaching set, scored by success rate: its episodes do not end at the "
+                         f"goal, so they have no behaviour score (a maze set made here has its controller's success "
+                         f"rate as ref_max_score)")
     if dataset_id.startswith("d4rl/"):
         from genrl_core.data import d4rl  # noqa: PLC0415
 

@@ -149,3 +149,13 @@ def test_table11_says_success_rate_and_flags_antmaze_rows_scored_otherwise(tmp_p
     assert "scored by success rate x 100" in table.caption and "not scored by success rate" not in table.caption
     old = make_tables.trials(results.read_rows(root)).assign(ref_source="d4rl")
     assert "AntMaze rows not scored by success rate (ref_source d4rl" in make_tables._caption(old, "T")
+
+
+def test_goal_reaching_sets_have_no_behaviour_score() -> None:
+    from genrl_core.evaluation import dataset_score
+
+    ids = mazes.make_maze_datasets("PointMaze_UMaze-v3", ["random"], dataset_steps=50, episode_steps=50,
+                                   ref_episodes=1, force=True)
+    with pytest.raises(ValueError) as err:
+        dataset_score(ids["random"])
+    assert "\n" not in str(err.value) and "success rate" in str(err.value)
