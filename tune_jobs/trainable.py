@@ -7,6 +7,11 @@ restarts the trial from its last checkpoint (`tune.get_checkpoint()`): weights, 
 random streams, the step and the iteration count all continue, and a re-run evaluation overwrites
 its own row. Checkpoints hold only tensors and plain numbers (torch.load(weights_only=True)).
 
+Where a trial's time goes, in every row (seconds, cumulative over the trial): time_load_s (dataset, agents, candidate
+caches, a shared stage's load), time_update_s (gradient steps), time_eval_s (evaluations with actions/s),
+time_report_s (the checkpoint, tune.report and the stage save of the rounds before this one), time_trial_s (since the
+trainable started, up to this row) and trial_start_unix (when it started, for Ray's start-up as the driver sees it).
+
 A trial trains `seeds_per_trial` seeds (seed, seed + 1, ...) as one pack (genrl_core.run.packing): each seed
 is its unpacked run, evaluated with its own random stream, and gets its own row per evaluation, keyed
 '<trial id>_s<seed>' when the pack holds more than one seed. Tune sees the seeds' mean metrics. A seed that
@@ -66,11 +71,19 @@ def _restore(pack: Pack) -> dict[str, Any]:
     """Progress counters from tune.get_checkpoint() (agents and random streams restored in place)."""
     ckpt = tune.get_checkpoint()
     if ckpt is None:
-        return {"step": 0, "iteration": 0, "wall_time_s": 0.0, "restarts": 0, "diverged": []}
+        return {"step": 0, "iteration": 0, "wall_time_s": 0.0, "restarts": 0, "diverged": [], **_no_time()}
     with ckpt.as_directory() as d:
         state = torch.load(Path(d) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
     pack.load_state(state["pack"])
-    return {**state["progress"], "restarts": state["progress"]["restarts"] + 1}
+    return {**_no_time(), **state["progress"], "restarts": state["progress"]["restarts"] + 1}
+
+
+TIME_KEYS = ("time_load_s", "time_update_s", "time_eval_s", "time_report_s")  # cumulative, in progress and rows
+
+
+def _no_time() -> dict[str, float]:
+    """Every TIME_KEYS counter at zero."""
+    return dict.fromkeys(TIME_KEYS, 0.0)
 
 
 def actions_per_s(agent: Agent, data: OfflineData, seed: int) -> float:
@@ -164,11 +177,13 @@ class _Trial:
     bases: list[dict[str, Any]]  # one per seed
     results_root: str | None
     stage: _Stage | None = None  # the pre-policy stage this trial shares with others (tune_jobs.stages)
+    started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.time()))  # (clock, unix)
 
 
 def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
     """Train one flat config (seeds_per_trial seeds, packed); meta holds the sweep name, results root, git commit
     and data root."""
+    started = (time.perf_counter(), time.time())
     meta = meta or {}
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     if meta.get("data_root"):
@@ -183,15 +198,17 @@ def trainable(config: dict[str, Any], meta: dict[str, Any] | None = None) -> Non
                 download=not run["dataset"].startswith(("local/", "toy/")))
     run, overrides = phases_in_steps(run, overrides, len(data))
     seeds = pack_seeds(run)
-    pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"])
+    pack = build_pack(run["algorithm"], seeds, data.obs_dim, data.act_dim, device, overrides, run["pack_engine"],
+                      run["compile"])
     pack.bind_data(data)  # SfBC / QGPO: behaviour candidates drawn once per dataset state
     bases = _base_rows(config, meta, device, seeds)
     for base in bases:  # the step counts this trial really ran (its phases may have been given in epochs)
         base.update({"steps": run["steps"], **{k: overrides[k] for k in ("critic_steps", "behaviour_steps")
                                                 if k in overrides}})
-    trial = _Trial(run, device, data, pack, _restore(pack), bases, meta.get("results"))
+    trial = _Trial(run, device, data, pack, _restore(pack), bases, meta.get("results"), started=started)
     if trial.progress["step"] == 0:
         trial.stage = _open_stage(trial, overrides, meta)
+    trial.progress["time_load_s"] += time.perf_counter() - started[0]
     while trial.progress["step"] < run["steps"] and _round(trial):
         pass
 
@@ -208,7 +225,7 @@ def _open_stage(t: _Trial, overrides: dict[str, Any], meta: dict[str, Any]) -> _
     if saved is None:
         return _Stage(key, store, end, "trained") if train else None
     t.pack.load_state(saved["pack"])
-    t.progress = {**saved["progress"], "restarts": 0}
+    t.progress = {**saved["progress"], "restarts": 0, **_no_time()}  # the times are this trial's own
     for per_seed in saved["rows"]:
         for base, metrics in zip(t.bases, per_seed):
             if t.results_root:
@@ -248,18 +265,21 @@ def _round(t: _Trial) -> bool:
     per_seed = t.pack.train(t.data, t.progress["step"], n, t.run["batch_size"], t.run["precision"])
     train_s = time.perf_counter() - t0
     p = t.progress
-    p.update(step=p["step"] + n, iteration=p["iteration"] + 1, wall_time_s=p["wall_time_s"] + train_s)
+    p.update(step=p["step"] + n, iteration=p["iteration"] + 1, wall_time_s=p["wall_time_s"] + train_s,
+             time_update_s=p["time_update_s"] + train_s)
     reported = []
     for i, seed in enumerate(t.pack.seeds):
         if seed not in p["diverged"]:
             reported.append(_seed_round(t, i, per_seed[i], n, train_s))
     p["wall_time_s"] += sum(m.get("eval_time_s", 0.0) for m in reported)
+    t0 = time.perf_counter()
     _stage_round(t, reported)
     metrics = _mean_metrics(reported)
     if len(p["diverged"]) == len(t.pack.seeds):
         tune.report(metrics)
         return False
     _save_and_report(metrics, t.pack, dict(p, diverged=list(p["diverged"])))
+    p["time_report_s"] += time.perf_counter() - t0
     return True
 
 
@@ -269,13 +289,15 @@ def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train
     losses = {} if diverged else result
     evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.pack, i, t.data, t.run, t.device)
     p = t.progress
+    p["time_eval_s"] = p.get("time_eval_s", 0.0) + evaluation.get("eval_time_s", 0.0)
     final = p["step"] >= t.run["steps"] or bool(diverged)
     metrics = {"step": p["step"], "iteration": p["iteration"],
                **results.protocol_columns(t.data, t.run["eval_episodes"]), **losses, **evaluation,
                "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
                "restarts": p["restarts"], "final": final, "error": diverged, "pack_size": len(t.pack.seeds),
                "stop_reason": "diverged" if diverged else ("completed" if final else ""),
-               "stage": t.stage.mode if t.stage else ""}
+               "stage": t.stage.mode if t.stage else "", **{k: p.get(k, 0.0) for k in TIME_KEYS},
+               "time_trial_s": time.perf_counter() - t.started[0], "trial_start_unix": t.started[1]}
     if diverged:
         p["diverged"].append(t.pack.seeds[i])
     if t.results_root:
