@@ -4,6 +4,8 @@ and every hot path against them. Prints one table and writes JSON (`--json PATH`
     .venv/bin/python benchmarks/speed_bench.py --quick          # a few minutes on 2 CPUs
     .venv/bin/python benchmarks/speed_bench.py --ray --packing --json out/speed.json
     .venv/bin/python benchmarks/speed_bench.py --smoke          # tiny sizes, seconds: checks that every section runs
+    .venv/bin/python benchmarks/speed_bench.py --quick --only compile          # compiled against eager updates
+    .venv/bin/python benchmarks/speed_bench.py --only overhead --overhead local --overhead-set steps=7000 ...
 
 Sections (--only picks some; the ceiling always runs):
 - ceiling: a large float32 and bfloat16 matmul; on CPU the read bandwidth of a buffer bigger than L2, on CUDA a
@@ -22,6 +24,11 @@ Sections (--only picks some; the ceiling always runs):
   allow; peak memory at T = 32, 100, 1000 with gradient checkpointing.
 - packing (--packing): total updates/s of N seeds packed into one model against one unpacked seed.
 - ray (--ray): one smoke trial under Ray against the same run without Ray.
+- compile (--compile): every algorithm's update eager and with its networks compiled (genrl_core.run.compiled) side by
+  side, the compile time, and both against the eager update's own matmul time (CPU); --compile-algos picks some.
+- overhead (--overhead smoke|local): one GMPO trial of the beta-ablation sweep under Ray, its wall time split into
+  Ray start-up, dataset load, gradient updates, evaluation, checkpoint + report and the rest (tune_jobs.trainable's
+  time_* columns); --overhead-set KEY=VALUE shortens it (MINARI_DATASETS_PATH: where the local sets are).
 Headline CPU figures use one torch thread (--threads).
 """
 from __future__ import annotations
@@ -46,13 +53,15 @@ from genrl_core import algorithms
 from genrl_core.generative.fast_sampling import CudaGraphSampler, fast_sample
 from genrl_core.generative.model import GenerativeModel
 from genrl_core.generative.networks import PRECISIONS, bf16_note, precision_context
+from genrl_core.run.compiled import compile_agent, compiled_calls
 from genrl_core.run.packing import build_pack
 from genrl_core.run.training import train_steps
 
 TABLE = Table()
 row = TABLE.row
-SECTIONS = ("ceiling", "update", "act", "gtp", "sample", "log_prob", "loglik", "gmpg", "packing", "ray")
-OPT_IN = ("packing", "ray")  # run only when asked for (--packing, --ray, --only)
+SECTIONS = ("ceiling", "update", "act", "gtp", "sample", "log_prob", "loglik", "gmpg", "packing", "ray", "compile",
+            "overhead")
+OPT_IN = ("packing", "ray", "compile", "overhead")  # run only when asked for (--packing, --ray, ..., --only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,13 +163,23 @@ UPDATE_SETUPS: dict[str, dict[str, Any]] = {"gmpo": {"critic_steps": 0},
 UpdateCase = tuple[Callable[[], Any], int, "float | None"]  # (one update, its batch, candidate-cache seconds)
 
 
-def update_case(name: str, s: Settings, device: str) -> UpdateCase:
-    """One update of algorithm `name` in its policy phase (step 10^6 on), its batch, and for SfBC / QGPO the seconds
-    to draw the batch's candidate cache (drawn once per dataset state, before the timed calls)."""
-    batch = min(s.update_batch, s.small_batch) if name == "gmpg" else s.update_batch
+def case_batch(name: str, s: Settings) -> int:
+    """The batch an update of `name` is timed at (GMPG's, which solves ODEs with divergences, is smaller)."""
+    return min(s.update_batch, s.small_batch) if name == "gmpg" else s.update_batch
+
+
+def case_agent(name: str, s: Settings, device: str) -> torch.nn.Module:
+    """The hopper-sized agent of `name` set up in its policy phase."""
     setup = {**UPDATE_SETUPS.get(name, {}), **({"train_steps": s.gmpg_steps} if name == "gmpg" else {})}
     fields = set(algorithms.get(name)[0].config_class.__dataclass_fields__)
-    agent = hopper_agent(name, {k: v for k, v in setup.items() if k in fields}, device)
+    return hopper_agent(name, {k: v for k, v in setup.items() if k in fields}, device)
+
+
+def update_case(name: str, s: Settings, device: str, agent: torch.nn.Module | None = None) -> UpdateCase:
+    """One update of algorithm `name` in its policy phase (step 10^6 on), its batch, and for SfBC / QGPO the seconds
+    to draw the batch's candidate cache (drawn once per dataset state, before the timed calls); `agent`: one made by
+    case_agent (e.g. compiled), else a fresh one."""
+    agent, batch = agent or case_agent(name, s, device), case_batch(name, s)
     data, step = batch_of(batch, device), iter(range(10 ** 6, 10 ** 7))
     t0 = time.perf_counter()
     data = with_cache(agent, data)
@@ -229,6 +248,75 @@ def updates(ceil: dict[str, float], device: str, s: Settings,
             if cache is not None and prec == precisions[0]:
                 out[f"{name}_{prec}"]["cache_s"] = cache
                 row("update", f"{name} candidate cache batch {batch}", f"{cache:8.2f} s (once per dataset state)")
+    return out
+
+
+# --- compiled updates ----------------------------------------------------------------------------------------------
+
+def eager_share(agent: torch.nn.Module, fn: Callable[[], Any]) -> tuple[int, int]:
+    """(network calls that ran eager, all network calls) in one call of fn on a compiled agent."""
+    before = compiled_calls(agent)
+    fn()
+    after = compiled_calls(agent)
+    diff = [(after[k][0] - before[k][0], after[k][1] - before[k][1]) for k in after]
+    return sum(e for _, e in diff), sum(c + e for c, e in diff)
+
+
+def compiled_update(name: str, s: Settings, device: str) -> dict[str, float]:
+    """One algorithm's update eager and compiled (its networks through torch.compile): seconds per update of each,
+    timed in turn; the compile time (the first compiled calls less as many eager ones); network calls left eager (an
+    input that needs a gradient: run.compiled); and on CPU the eager update's seconds inside its matmuls."""
+    plain, batch, _ = update_case(name, s, device)
+    agent = compile_agent(case_agent(name, s, device))
+    comp = update_case(name, s, device, agent)[0]
+    plain()
+    t0 = time.perf_counter()
+    for fn in (comp, comp):  # the second call compiles what the first one's shapes or grad modes did not reach
+        fn()
+        sync(device)
+    compile_s = time.perf_counter() - t0 - 2 * seconds(plain, device, 1, warmup=0)
+    eager_calls, calls = eager_share(agent, comp)
+    eager_s, comp_s = interleaved([plain, comp], device, s.reps)
+    out = {"batch": batch, "eager_s": eager_s, "compiled_s": comp_s, "compile_s": compile_s,
+           "eager_calls": eager_calls, "calls": calls}
+    figs = (f"eager {eager_s * 1e3:8.1f} ms  compiled {comp_s * 1e3:8.1f} ms ({eager_s / comp_s:4.2f}x)  "
+            f"compile {compile_s:5.1f} s  eager calls {eager_calls}/{calls}")
+    if device == "cpu":
+        _, mm = matmul_profile(plain, min(s.reps, 3))
+        out.update(matmul_s=mm, compiled_over_matmul=comp_s / mm, eager_over_matmul=eager_s / mm)
+        figs += f"  matmuls {mm * 1e3:7.1f} ms: compiled {comp_s / mm:4.2f}x, eager {eager_s / mm:4.2f}x of them"
+    row("compile", f"{name} batch {batch} fp32", figs)
+    return out
+
+
+def compiled_act(name: str, s: Settings, device: str) -> dict[str, float]:
+    """act() of the algorithm's default agent (eval mode) eager and compiled, at batch 1 and s.act_batch, timed in
+    turn, with the compile time (the first compiled calls less as many eager ones)."""
+    plain, comp = hopper_agent(name, {}, device).eval(), compile_agent(hopper_agent(name, {}, device)).eval()
+    out, figs = {}, []
+    for batch in (1, s.act_batch):
+        obs = torch.randn(batch, OBS, device=device)
+        first = seconds(lambda: comp.act(obs), device, 1, warmup=0) + seconds(lambda: comp.act(obs), device, 1, 0)
+        eager_s, comp_s = interleaved([lambda: plain.act(obs), lambda: comp.act(obs)], device,
+                                      max(1, s.sample_reps // (4 if batch > 1 else 1)))
+        out[f"b{batch}"] = {"eager_s": eager_s, "compiled_s": comp_s, "compile_s": first - 2 * eager_s}
+        figs.append(f"batch {batch:<4} {eager_s * 1e3:7.2f} ms vs {comp_s * 1e3:7.2f} ms ({eager_s / comp_s:4.2f}x, "
+                    f"compile {first - 2 * eager_s:5.1f} s)")
+    row("compile", f"{name} act() eager vs compiled", "   ".join(figs))
+    return out
+
+
+def compiled_updates(device: str, s: Settings, algos: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """compiled_update and compiled_act for each algorithm of `algos` (all registered ones when empty), fp32."""
+    out = {}
+    for name in algos or tuple(algorithms.names()):
+        try:
+            torch.compiler.reset()  # each algorithm's compile time is its own (no graphs of the one before)
+            out[name] = compiled_update(name, s, device)
+            torch.compiler.reset()
+            out[name]["act"] = compiled_act(name, s, device)
+        except Exception as err:  # as in updates
+            row("compile", name, f"skipped: {type(err).__name__}: {err}"[:90])
     return out
 
 
@@ -565,9 +653,70 @@ def ray_vs_plain() -> dict[str, float]:
     return {"ray_s": ray_s, "plain_s": plain_s, "ok": ok}
 
 
+# --- trial overhead ------------------------------------------------------------------------------------------------
+
+OVERHEAD_TASK = {"smoke": "halfcheetah-medium-v2", "local": "hopper-medium-v2"}  # one task each: one GMPO trial
+
+
+def sweep_env() -> dict[str, str]:
+    """One thread, no Ray address (an embedded Ray), the Minari root (MINARI_DATASETS_PATH, else out/minari)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "MINARI_DATASETS_PATH": os.environ.get("MINARI_DATASETS_PATH", str(REPO / "out" / "minari"))}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def overhead_split(rows: Any, started: float, ended: float) -> dict[str, float]:
+    """A trial's wall time (driver start to driver end, unix seconds) split by its last row's time_* columns."""
+    last = rows.sort_values("step").iloc[-1]
+    wall = ended - started
+    trial_start = float(last["trial_start_unix"]) - started  # driver, validation, provisioning, Ray, worker
+    parts = {"ray_startup_s": trial_start, "load_s": float(last["time_load_s"]),
+             "update_s": float(last["time_update_s"]), "eval_s": float(last["time_eval_s"]),
+             "report_s": float(last["time_report_s"])}
+    inside = float(last["time_trial_s"])
+    parts["rest_in_trial_s"] = inside - sum(parts[k] for k in ("load_s", "update_s", "eval_s", "report_s"))
+    parts["after_last_row_s"] = wall - trial_start - inside  # the last report, Ray's shutdown, the driver's end
+    return {"wall_s": wall, **parts, "rounds": int(last["iteration"]), "steps": int(last["step"]),
+            "overhead_fraction": 1 - (parts["update_s"] + parts["eval_s"]) / wall}
+
+
+def trial_overhead(preset: str, sets: tuple[str, ...]) -> dict[str, float]:
+    """One GMPO trial (seed 0, beta 4) of sweeps/beta_ablation.py at `preset` under an embedded Ray on one CPU,
+    with `sets` (KEY=VALUE) on top: where its wall time went (overhead_split), from the sweep's Parquet rows."""
+    from tune_jobs import results
+
+    with tempfile.TemporaryDirectory(prefix="ov", dir="/tmp") as tmp:
+        cmd = [sys.executable, str(REPO / "sweeps" / "beta_ablation.py"), "--preset", preset, "--storage",
+               f"{tmp}/store", "--temp-dir", f"{tmp}/ray", "--seeds", "0", "--only", f"task={OVERHEAD_TASK[preset]}",
+               "--only", "algorithm=gmpo", "--set", "beta=4.0", "--num-cpus", "1", "--fresh",
+               *itertools.chain.from_iterable(("--set", kv) for kv in sets)]
+        subprocess.run([*cmd, "--dry-run"], env=sweep_env(), capture_output=True)  # makes a smoke set if missing
+        started = time.time()
+        res = subprocess.run(cmd, env=sweep_env(), capture_output=True, text=True)
+        ended = time.time()
+        rows = results.read_rows(results.results_root(f"{tmp}/store")) if res.returncode == 0 else None
+    if rows is None or rows.empty:
+        tail = (res.stderr.strip().splitlines() or [""])[-1][:80]
+        row("overhead", f"{preset} gmpo trial", f"failed: {tail}")
+        return {"ok": False}
+    out = {**overhead_split(rows, started, ended), "ok": True}
+    wall = out["wall_s"]
+    pct = {k: 100 * out[k] / wall for k in ("ray_startup_s", "load_s", "update_s", "eval_s", "report_s",
+                                            "rest_in_trial_s", "after_last_row_s")}
+    what = f"{preset} gmpo trial, {out['steps']} steps, {out['rounds']} evals"
+    row("overhead", what, f"wall {wall:7.1f} s: updates {out['update_s']:7.1f} s ({pct['update_s']:4.1f}%), "
+        f"evaluation {out['eval_s']:6.1f} s ({pct['eval_s']:4.1f}%)")
+    row("overhead", f"{what}: the rest", f"Ray start-up {out['ray_startup_s']:5.1f} s ({pct['ray_startup_s']:4.1f}%), "
+        f"load {out['load_s']:5.1f} s ({pct['load_s']:4.1f}%), checkpoint+report {out['report_s']:5.1f} s "
+        f"({pct['report_s']:4.1f}%), rest {out['rest_in_trial_s']:4.1f} s, last report+shutdown "
+        f"{out['after_last_row_s']:4.1f} s: {100 * out['overhead_fraction']:4.1f}% neither updates nor evaluation")
+    return out
+
+
 # --- main -------------------------------------------------------------------------------------------------------------
 
-def run_sections(want: set[str], dev: str, s: Settings) -> dict[str, Any]:
+def run_sections(want: set[str], dev: str, s: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """The figures of the sections in `want` (the ceiling always: the other sections are measured against it)."""
     res: dict[str, Any] = {"ceiling": ceilings(dev, s, s.reps)}
     steps: list[tuple[str, str, Callable[[], Any]]] = [
@@ -581,6 +730,8 @@ def run_sections(want: set[str], dev: str, s: Settings) -> dict[str, Any]:
         ("gmpg", "gmpg_memory", lambda: gmpg_memory(s.memory_batch, s.memory_steps) if dev == "cpu" else None),
         ("packing", "packing", lambda: packing(dev, s.packing)),
         ("ray", "ray", ray_vs_plain),
+        ("compile", "compile", lambda: compiled_updates(dev, s, compile_algos(args.compile_algos))),
+        ("overhead", "overhead", lambda: trial_overhead(args.overhead or "smoke", tuple(args.overhead_set))),
     ]
     for section, key, fn in steps:
         if section in want and (fig := fn()) is not None:
@@ -601,13 +752,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (headline figures: 1; 0: torch's default)")
     p.add_argument("--ray", action="store_true", help="also time one smoke trial under Ray against no Ray")
     p.add_argument("--packing", action="store_true", help="also time packed seeds against one unpacked seed")
+    p.add_argument("--compile", action="store_true", help="also time compiled against eager updates")
+    p.add_argument("--compile-algos", default="", help="comma list of algorithms for --compile (default: all)")
+    p.add_argument("--overhead", choices=("smoke", "local"), default=None,
+                   help="also split one GMPO trial's wall time under Ray (preset smoke or local)")
+    p.add_argument("--overhead-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="settings of the --overhead trial (e.g. steps=7000), as the sweep's --set")
     p.add_argument("--only", default="", help="comma list of sections: " + ",".join(SECTIONS))
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS) if args.only else set()
     if unknown:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(SECTIONS)}")
+    bad = set(compile_algos(args.compile_algos)) - set(algorithms.names())
+    if bad:
+        p.error(f"unknown algorithm(s) {', '.join(sorted(bad))} in --compile-algos; valid: {', '.join(algorithms.names())}")
     return args
+
+
+def compile_algos(text: str) -> tuple[str, ...]:
+    """The algorithms of a --compile-algos comma list (none: every registered one)."""
+    return tuple(a for a in text.split(",") if a)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -625,7 +790,7 @@ def main(argv: list[str] | None = None) -> None:
     env["preset"] = "smoke" if args.smoke else "quick" if args.quick else "full"
     env["bf16"] = bf16_note(args.device)  # native or emulated (slow) bfloat16: the bf16 rows mean that
     print(env["bf16"], flush=True)
-    res = run_sections(want, args.device, s)
+    res = run_sections(want, args.device, s, args)
     env["loadavg_after"] = os.getloadavg()
     TABLE.print(f"speed table ({env['preset']}): torch {env['torch']}, {env['device']}, {env['threads']} thread(s), "
                 f"commit {env['commit']}, load average before {env['loadavg_before']}, after {env['loadavg_after']}")

@@ -96,3 +96,49 @@ def test_fidelity_hopper_starts() -> None:
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "{run,table,critic}" in res.stdout
+
+
+def _bench(tmp_path: Path, *flags: str, timeout: int = 900) -> dict[str, Any]:
+    """The JSON figures of `python benchmarks/speed_bench.py --smoke FLAGS --json F` (it must succeed)."""
+    out = tmp_path / "speed.json"
+    res = subprocess.run([sys.executable, "benchmarks/speed_bench.py", "--smoke", *flags, "--json", str(out)],
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "skipped" not in res.stdout and "failed" not in res.stdout, res.stdout[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_compile_section_times_eager_and_compiled_updates(tmp_path: Path) -> None:
+    fig = _bench(tmp_path, "--only", "compile", "--compile-algos", "bc")["compile"]["bc"]
+    for name in ("eager_s", "compiled_s", "matmul_s", "compiled_over_matmul", "eager_over_matmul", "calls"):
+        _positive(fig[name], f"compile.bc.{name}")
+    assert fig["eager_calls"] == 0 and fig["batch"] == 16  # BC's matching loss differentiates no network input
+
+
+def test_overhead_split_adds_up_to_the_wall_time() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from speed_bench import overhead_split
+    finally:
+        sys.path.pop(0)
+    import pandas as pd
+
+    rows = pd.DataFrame({"step": [100, 200], "iteration": [1, 2], "trial_start_unix": [1003.0, 1003.0],
+                         "time_load_s": [1.0, 1.0], "time_update_s": [5.0, 10.0], "time_eval_s": [2.0, 4.0],
+                         "time_report_s": [0.0, 0.5], "time_trial_s": [8.5, 16.0]})
+    out = overhead_split(rows, started=1000.0, ended=1020.0)
+    assert out == pytest.approx({"wall_s": 20.0, "ray_startup_s": 3.0, "load_s": 1.0, "update_s": 10.0, "eval_s": 4.0,
+                                 "report_s": 0.5, "rest_in_trial_s": 0.5, "after_last_row_s": 1.0, "rounds": 2,
+                                 "steps": 200, "overhead_fraction": 0.3})
+
+
+@pytest.mark.slow
+def test_overhead_section_splits_a_smoke_trial_under_ray(tmp_path: Path) -> None:
+    fig = _bench(tmp_path, "--only", "overhead", "--overhead", "smoke")["overhead"]
+    assert fig["ok"] and fig["steps"] == 300 and fig["rounds"] >= 3
+    parts = ("ray_startup_s", "load_s", "update_s", "eval_s", "report_s", "rest_in_trial_s", "after_last_row_s")
+    for name in ("wall_s", "update_s", "eval_s", "report_s", "load_s", "ray_startup_s"):
+        _positive(fig[name], f"overhead.{name}")
+    assert min(fig[k] for k in parts) >= 0
+    assert sum(fig[k] for k in parts) == pytest.approx(fig["wall_s"], rel=1e-6)
+    assert 0 < fig["overhead_fraction"] < 1
