@@ -145,3 +145,10 @@ def test_sweep_configs_refuse_compile_with_vmap_packed_seeds() -> None:
         build_pack("bc", [0, 1], OBS, ACT, "cpu", tiny("bc"), compiled=True)
     pack = build_pack("bc", [0, 1], OBS, ACT, "cpu", tiny("bc"), engine="loop", compiled=True)
     assert all(compiled_calls(a) for a in pack.agents)
+
+
+def test_no_cpu_compiler_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(RuntimeError, match=r"^compile on CPU needs a C\+\+ compiler for inductor"):
+        compile_agent(build_agent("bc", OBS, ACT, tiny("bc")))

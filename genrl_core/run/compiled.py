@@ -25,6 +25,8 @@ replays the whole solve as one CUDA graph (CudaGraphSampler, the same samples).
 """
 from __future__ import annotations
 
+import os
+import shutil
 import weakref
 from typing import Any, Callable
 
@@ -142,11 +144,24 @@ def _graph_act(agent: GenerativeAgent) -> Callable[[torch.Tensor], torch.Tensor]
     return act
 
 
+CXX_NAMES = ("g++", "clang++", "c++")  # inductor's CPU code generation needs one of these (or $CXX)
+
+
+def check_cpu_compiler() -> None:
+    """One clear error when no C++ compiler is on PATH: inductor compiles CPU kernels with one."""
+    names = (os.environ.get("CXX", ""), *CXX_NAMES)
+    if not any(shutil.which(n) for n in names if n):
+        raise RuntimeError(f"compile on CPU needs a C++ compiler for inductor ({', '.join(CXX_NAMES)} or $CXX); none "
+                           "found on PATH: install one (e.g. apt-get install g++) or train without compile")
+
+
 def compile_agent(agent: Agent, mode: str | None = None, backend: str = "inductor") -> Agent:
     """Compile the agent's networks in place (see the module docstring); mode None: default_mode of the agent's
     device; backend as compile_module's. Returns the agent."""
     device = next(agent.parameters()).device
     mode = mode or default_mode(device)
+    if backend == "inductor" and device.type == "cpu":
+        check_cpu_compiler()
     for _, module in networks(agent):
         compile_module(module, mode, backend)
     if device.type == "cuda" and type(agent).act is GenerativeAgent.act:
