@@ -6,12 +6,15 @@ tests/test_torch_compat.py fails on an upgrade that removes one).
   torch._C._functorch, _DisableFuncTorch, and torch.nn.utils.stateless's _reparametrize_module.
 - Fast sampling (generative/fast_sampling.py) notices changed weights from each parameter's version counter.
 - EMA (common.py) uses the fused foreach lerp.
+- Compiled networks (run/compiled.py) keep AOTAutograd's backward re-runnable (no donated buffers): an input gradient
+  may be taken several times on one graph (the exact trace's d backward passes).
 """
 from __future__ import annotations
 
 from typing import Any, ContextManager, Sequence
 
 import torch
+import torch._functorch.config as functorch_config
 from torch import nn
 from torch._C._functorch import _add_batch_dim as add_batch_dim
 from torch._C._functorch import _remove_batch_dim as remove_batch_dim
@@ -23,8 +26,8 @@ from torch.utils._pytree import tree_map
 
 CHECKED_WITH = "2.13.0"
 __all__ = ["CHECKED_WITH", "add_batch_dim", "disable_functorch", "foreach_lerp_", "get_unwrapped", "is_batchedtensor",
-           "maybe_get_bdim", "maybe_get_level", "own_parameters", "parameter_version", "remove_batch_dim",
-           "reparametrize_module", "tree_map", "vmap_decrement_nesting", "vmap_increment_nesting"]
+           "keep_compiled_backward", "maybe_get_bdim", "maybe_get_level", "own_parameters", "parameter_version",
+           "remove_batch_dim", "reparametrize_module", "tree_map", "vmap_decrement_nesting", "vmap_increment_nesting"]
 
 
 def disable_functorch() -> ContextManager[Any]:
@@ -45,3 +48,9 @@ def own_parameters(module: nn.Module) -> dict[str, nn.Parameter | None]:
 def foreach_lerp_(targets: Sequence[torch.Tensor], sources: Sequence[torch.Tensor], weight: float) -> None:
     """targets[i] += weight * (sources[i] - targets[i]) for every i, in place, fused."""
     torch._foreach_lerp_(targets, sources, weight)
+
+
+def keep_compiled_backward() -> None:
+    """Let the backward of graphs AOTAutograd compiles from now on run more than once (retain_graph=True): no donated
+    buffers (a memory saving of the saved activations)."""
+    functorch_config.donated_buffer = False

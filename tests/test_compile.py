@@ -12,7 +12,7 @@ import torch
 
 from genrl_core import algorithms
 from genrl_core.common import seed_everything
-from genrl_core.run.compiled import compile_agent, compile_module, compiled_calls, eager_call, networks
+from genrl_core.run.compiled import call_kind, compile_agent, compile_module, compiled_calls, networks
 from genrl_core.run.training import build_agent
 
 OBS, ACT, BATCH, STEPS = 5, 2, 32, 3
@@ -104,20 +104,54 @@ def test_networks_found_in_every_algorithm() -> None:
         assert found and left == [], (algo, left)
 
 
-def test_calls_with_input_gradients_and_packed_calls_stay_eager() -> None:
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4))
+def test_call_kinds() -> None:
     x = torch.randn(2, 3)
-    assert not eager_call((x,), {})
-    assert eager_call((x.requires_grad_(True),), {})
+    assert call_kind((x,), {}) == "plain"
+    assert call_kind((x.clone().requires_grad_(True),), {}) == "input_grad"
     with torch.no_grad():
-        assert not eager_call((x,), {})
-    fwd = compile_module(net)
+        assert call_kind((x.clone().requires_grad_(True),), {}) == "plain"
+    assert torch.func.vmap(lambda b: torch.tensor(["plain", "input_grad", "packed"].index(call_kind((b,), {}))))(
+        torch.randn(4, 3)).tolist() == [2] * 4
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.long)])
+def test_input_gradients_differentiated_twice_are_exact(backend: str) -> None:
+    """A divergence-like double backward through a compiled network (first through the recomputing path, then eager
+    once seen) equals eager's; a first-order input gradient stays compiled; seed-packed calls run eager."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.SiLU(), torch.nn.Linear(8, 3))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.SiLU(), torch.nn.Linear(8, 3))
+    twin.load_state_dict(net.state_dict())
+    fwd = compile_module(net, backend=backend)
     assert compile_module(net) is fwd  # once
-    y = torch.randn(2, 3, requires_grad=True)
-    (g,) = torch.autograd.grad(net(y).sum(), y, create_graph=True)  # would fail compiled: differentiated twice
-    g.sum().backward()
-    batched = torch.func.vmap(net)(torch.randn(4, 2, 3))
-    assert batched.shape == (4, 2, 4) and fwd.calls == [0, 2]
+
+    def hutchinson_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone().requires_grad_(True)
+        out = model(x)
+        (vjp,) = torch.autograd.grad(out, x, torch.ones_like(out), create_graph=True)
+        return (vjp * x).sum() + out.pow(2).sum()
+
+    x = torch.randn(5, 3)
+    for _ in range(2):  # the first call runs compiled and recomputes for the double backward; the second eager
+        hutchinson_loss(net, x).backward()
+        hutchinson_loss(twin, x).backward()
+        for p, q in zip(net.parameters(), twin.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+    assert fwd.calls == [1, 1] and fwd.differentiated_twice
+    exact = compile_module(twin, backend=backend)  # the exact trace: one backward per dimension on one graph
+    x = torch.randn(5, 3, requires_grad=True)
+    out, ref = twin(x), net.forward.eager(x)
+    for i in range(3):
+        torch.testing.assert_close(torch.autograd.grad(out[:, i].sum(), x, retain_graph=True)[0],
+                                   torch.autograd.grad(ref[:, i].sum(), x, retain_graph=True)[0])
+    assert exact.calls == [1, 0]
+    lin = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    first_order = compile_module(lin, backend=backend)
+    y = torch.randn(4, 3, requires_grad=True)
+    lin(y).sum().backward()
+    torch.testing.assert_close(y.grad, torch.ones(4, 2) @ lin[0].weight.detach())
+    assert torch.func.vmap(lin)(torch.randn(2, 4, 3)).shape == (2, 4, 2)
+    assert first_order.calls == [1, 1] and not first_order.differentiated_twice
 
 
 def test_unknown_mode_is_one_line() -> None:

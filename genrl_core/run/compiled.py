@@ -37,7 +37,7 @@ from genrl_core.algorithms.base import Agent, GenerativeAgent
 from genrl_core.generative.fast_sampling import CudaGraphSampler, fast_net, supported
 from genrl_core.generative.model import GenerativeModel
 from genrl_core.generative.networks import DoubleQNet, MLPBackbone, QNet, ResidualUNet, VNet
-from genrl_core.torch_compat import is_batchedtensor
+from genrl_core.torch_compat import is_batchedtensor, keep_compiled_backward
 
 NETWORKS = (ResidualUNet, MLPBackbone, DoubleQNet, QNet, VNet, nn.Sequential)  # what compile_agent compiles
 MODES = ("default", "reduce-overhead", "max-autotune")
@@ -69,31 +69,92 @@ def _leaves(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]
     return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
 
 
-def eager_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether a network call with these arguments must run eager: an input that needs a gradient (with grad mode
-    on), or a seed-packed (functorch-batched) input."""
+def call_kind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """How a network call with these arguments runs: "packed" (a functorch-batched input: eager), "input_grad" (an
+    input that needs a gradient, with grad mode on) or "plain" (gradients, if any, reach the parameters only)."""
     tensors = _leaves(args, kwargs)
     if any(is_batchedtensor(t) for t in tensors):
-        return True
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        return "packed"
+    return "input_grad" if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) else "plain"
+
+
+def eager_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a network call with these arguments must run eager on a network whose backward has been
+    differentiated (see CompiledForward): a seed-packed input, or an input that needs a gradient."""
+    return call_kind(args, kwargs) != "plain"
+
+
+class _Recomputed(torch.autograd.Function):
+    """A compiled call whose input gradient may be differentiated again: forward and first-order backward by the
+    compiled graph; a backward run with create_graph recomputes the call eager and differentiates that instead
+    (AOTAutograd's backward cannot be differentiated). Inputs: the CompiledForward, the call's arguments with the
+    tensors taken out, their positions, the number of tensors, then the tensors and the parameters needing grad."""
+
+    @staticmethod
+    def forward(ctx, call: "CompiledForward", args: list[Any], where: list[int], n: int,
+                *tensors: torch.Tensor) -> torch.Tensor:
+        inputs, params = tensors[:n], tensors[n:]
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
+            out = call.compiled(*_put(args, where, leaves))
+        ctx.call, ctx.args, ctx.where, ctx.leaves, ctx.out, ctx.params = call, args, where, leaves, out, params
+        ctx.save_for_backward(*inputs)
+        return out.detach()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        inputs = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: this gradient will be differentiated again
+            ctx.call.differentiated_twice = True
+            with torch.enable_grad():
+                out = ctx.call.eager(*_put(ctx.args, ctx.where, inputs))
+            wrt, kw = list(inputs), {"create_graph": True}
+        else:
+            out, wrt, kw = ctx.out, list(ctx.leaves), {}
+        need = [t.requires_grad for t in wrt] + [True] * len(ctx.params)
+        found = torch.autograd.grad(out, [t for t, k in zip(wrt, need) if k] + list(ctx.params), grad,
+                                    allow_unused=True, retain_graph=True, **kw)
+        grads = iter(found)
+        return (None, None, None, None, *(next(grads) if k else None for k in need))
+
+
+def _put(args: list[Any], where: list[int], tensors: Any) -> list[Any]:
+    """args with the tensors put back at their positions."""
+    out = list(args)
+    for i, t in zip(where, tensors):
+        out[i] = t
+    return out
 
 
 class CompiledForward:
-    """A function (a module's forward, a fast sampler's network) that runs compiled, or eager where eager_call says
-    so; installed in its place (a module's parameters, state_dict and hooks are untouched). `calls` counts (compiled,
-    eager) calls."""
+    """A function (a module's forward, a fast sampler's network) that runs compiled, or eager where it must;
+    installed in its place (a module's parameters, state_dict and hooks are untouched).
 
-    def __init__(self, fn: Callable[..., Any], mode: str, backend: str = "inductor"):
-        self.eager = fn
+    Calls whose inputs need a gradient (call_kind "input_grad") run compiled through _Recomputed, so that a gradient
+    of the input that is differentiated again (a divergence, the Hutchinson trace) is still exact; once that has
+    happened on this network, its input-gradient calls run eager (they would pay a recompute each time). Without
+    `params` (the parameters a call may differentiate) and under CUDA graphs, they run eager from the start.
+    `calls` counts (compiled, eager) calls."""
+
+    def __init__(self, fn: Callable[..., Any], mode: str, backend: str = "inductor",
+                 params: Callable[[], Any] | None = None):
+        self.eager, self.params = fn, params
+        keep_compiled_backward()  # input-gradient calls may take one graph's backward several times
         self.compiled = torch.compile(self.eager, backend=backend, mode=mode if backend == "inductor" else None)
         self.clone = mode == "reduce-overhead"  # CUDA graphs reuse their output memory at the next replay
+        self.differentiated_twice = self.clone or params is None
         self.calls = [0, 0]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if eager_call(args, kwargs):
+        kind = call_kind(args, kwargs)
+        if kind == "packed" or (kind == "input_grad" and (self.differentiated_twice or kwargs)):
             self.calls[1] += 1
             return self.eager(*args, **kwargs)
         self.calls[0] += 1
+        if kind == "input_grad":
+            where = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+            params = [p for p in self.params() if p.requires_grad]
+            return _Recomputed.apply(self, list(args), where, len(where), *(args[i] for i in where), *params)
         out = self.compiled(*args, **kwargs)
         return out.clone() if self.clone and isinstance(out, torch.Tensor) else out
 
@@ -106,7 +167,7 @@ def compile_module(module: nn.Module, mode: str = "default", backend: str = "ind
     current = module.__dict__.get("forward")
     if isinstance(current, CompiledForward):
         return current
-    module.forward = CompiledForward(module.forward, mode, backend)
+    module.forward = CompiledForward(module.forward, mode, backend, module.parameters)
     return module.forward
 
 
