@@ -11,9 +11,11 @@ they sit (policy, behaviour model, critic, targets, EMA copies, GTP's flow map, 
 Each network call picks its path at the call:
 - compiled when its tensor inputs need no gradient: the matching losses, the critics' TD / expectile steps, the
   targets and everything under no_grad (acting, candidate sampling);
-- eager when an input needs a gradient (actions sampled with their gradient, a divergence's or an energy's gradient
-  with respect to x): AOTAutograd's backward cannot be differentiated again, and whether a call's input gradient is
-  later differentiated twice (GMPG's log-likelihoods, the Hutchinson trace) is not known at the call;
+- compiled through a recomputing Function when an input needs a gradient (DQL's actions sampled with their gradient,
+  Q at the policy's action, an energy's gradient): AOTAutograd's backward cannot be differentiated again, so a
+  backward taken with create_graph (a divergence, the Hutchinson trace: GMPG's log-likelihoods) recomputes that call
+  eager and differentiates the recomputation; from then on that network's input-gradient calls run eager (CUDA
+  graphs: eager from the start);
 - eager for seed-packed (vmap) calls, whose batched tensors torch.compile does not take.
 The compiled regions draw no random numbers, so the agent's random streams are those of the eager run.
 
