@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from genrl_core import algorithms
 from genrl_core.generative.networks import PRECISIONS
@@ -142,3 +143,12 @@ def test_overhead_section_splits_a_smoke_trial_under_ray(tmp_path: Path) -> None
     assert min(fig[k] for k in parts) >= 0
     assert sum(fig[k] for k in parts) == pytest.approx(fig["wall_s"], rel=1e-6)
     assert 0 < fig["overhead_fraction"] < 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_gpu_check_stops_with_one_line_without_cuda(tmp_path: Path) -> None:
+    res = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(tmp_path / "gpu.log")], cwd=REPO, env=_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().startswith("gpu_check: no CUDA device here") and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "gpu.log").exists()
