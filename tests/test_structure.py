@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "genrl_core"
 COMMANDS = {"genrl_core.train", "genrl_core.datasets", "genrl_core.demo"}
 # each layer may import itself and the layers before it (genrl_core/__init__.py draws them); making datasets runs
-# rollouts, so data.making and its SAC sit above evaluation
+# rollouts, so data.making, its SAC and the maze makers (data.mazes) sit above evaluation
 LAYERS = ["torch_compat", "common", "progress", "generative", "data", "evaluation", "making", "algorithms", "run"]
-MAKING = {"genrl_core.data.making", "genrl_core.data.sac"}
+MAKING = {"genrl_core.data.making", "genrl_core.data.sac", "genrl_core.data.mazes"}
 
 
 def _imports(path: Path) -> set[str]:

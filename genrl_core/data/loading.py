@@ -47,10 +47,9 @@ def _one_line(err: BaseException) -> str:
 
 def _make_hint(dataset_id: str) -> str:
     """How to make a dataset locally, guessing env and kind from ids like local/hopper/medium-v0."""
-    if "maze" in dataset_id.lower():
-        from genrl_core.data.mazes import make_hint
-
-        return make_hint(dataset_id)
+    if "maze" in dataset_id.lower():  # the maze makers (data.mazes) sit above this layer: their command, not a call
+        return ("`python -m genrl_core.datasets make --env PointMaze_UMaze-v3 --kinds waypoint` (the maze env and kind "
+                "of the id; `python -m genrl_core.datasets make --help` lists them)")
     kinds = "random,medium,expert,medium-replay,medium-expert"
     m = re.fullmatch(r"[^/]+/([^/]+)/(.+)-v\d+", dataset_id)
     if not m:
