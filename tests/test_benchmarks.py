@@ -102,8 +102,9 @@ def test_fidelity_hopper_starts() -> None:
 def _bench(tmp_path: Path, *flags: str, timeout: int = 900) -> dict[str, Any]:
     """The JSON figures of `python benchmarks/speed_bench.py --smoke FLAGS --json F` (it must succeed)."""
     out = tmp_path / "speed.json"
+    env = {**_env(), "MINARI_DATASETS_PATH": str(tmp_path / "minari")}  # its own sets, not the session's fixtures'
     res = subprocess.run([sys.executable, "benchmarks/speed_bench.py", "--smoke", *flags, "--json", str(out)],
-                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "skipped" not in res.stdout and "failed" not in res.stdout, res.stdout[-3000:]
     return json.loads(out.read_text())
