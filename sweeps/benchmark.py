@@ -20,7 +20,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan
+from tune_jobs.space import Plan, every_preset
 
 GMP = [("gmpo", "gvp"), ("gmpg", "vpsde")]
 # the paper's baselines (Table 3 rows; Appendix C), each with its paper model: VPSDE (Diffusion-QL's DDPM is a VP too)
@@ -76,4 +76,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("benchmark", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("benchmark", every_preset(plans), __doc__))

@@ -12,7 +12,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan
+from tune_jobs.space import Plan, every_preset
 
 TASKS = ["halfcheetah-medium-v2", "halfcheetah-medium-replay-v2"]
 BETAS = [1.0, 4.0, 8.0]
@@ -29,4 +29,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("beta_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("beta_ablation", every_preset(plans), __doc__))

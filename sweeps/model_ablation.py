@@ -12,7 +12,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan
+from tune_jobs.space import Plan, every_preset
 
 MODELS = [("gmpo", "vpsde", "eps"), ("gmpo", "gvp", "velocity"), ("gmpo", "icfm", "velocity"),
           ("gmpg", "vpsde", "velocity"), ("gmpg", "gvp", "velocity"), ("gmpg", "icfm", "velocity")]
@@ -28,4 +28,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("model_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("model_ablation", every_preset(plans), __doc__))

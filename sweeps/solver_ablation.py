@@ -12,7 +12,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan
+from tune_jobs.space import Plan, every_preset
 
 TASKS = ["hopper-medium-v2", "halfcheetah-medium-expert-v2"]
 # GMPO-VPSDE predicts noise as the authors' config does (noise net, score matching); GMPG needs a velocity model
@@ -32,4 +32,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("solver_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("solver_ablation", every_preset(plans), __doc__))

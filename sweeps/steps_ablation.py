@@ -11,7 +11,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan
+from tune_jobs.space import Plan, every_preset
 
 TASKS = ["halfcheetah-medium-v2", "halfcheetah-medium-replay-v2"]
 TRAIN_STEPS = [32, 100, 1000]
@@ -29,4 +29,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("steps_ablation", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("steps_ablation", every_preset(plans), __doc__))

@@ -16,7 +16,7 @@ from ray import tune
 
 from tune_jobs import config as C
 from tune_jobs.runner import main
-from tune_jobs.space import Plan, points
+from tune_jobs.space import Plan, points, every_preset
 
 BETA_RANGE = (0.1, 32.0)
 SAMPLES = {"smoke": 6, "local": 8, "paper": 24}
@@ -57,4 +57,4 @@ def plans(preset: str) -> list[Plan]:
 
 
 if __name__ == "__main__":
-    sys.exit(main("tune_beta", {p: (lambda p=p: plans(p)) for p in C.PRESETS}, __doc__))
+    sys.exit(main("tune_beta", every_preset(plans), __doc__))

@@ -280,17 +280,13 @@ def paper_dataset(task: str) -> str:
     return "+".join(PAPER_DATASETS[task])
 
 
-def make_hint(dataset_id: str, local_budget: bool = False) -> str:
-    """The command that makes a locally made dataset (D4RL-scale budgets for the MuJoCo envs; the local preset's with
-    local_budget)."""
+def make_hint(dataset_id: str) -> str:
+    """The command that makes a locally made dataset (D4RL-scale budgets for the MuJoCo envs)."""
     parts = dataset_id.split("/")
     name, kind = (parts[1], parts[-1].rsplit("-v", 1)[0]) if len(parts) == 3 else ("<env>", "<kind>")
     if name == "pendulum":
         return f"python -m genrl_core.datasets make --env {SMOKE_ENV} --kinds {kind} --total-steps 6000"
     env = LOCAL_ENVS.get(name, "<Env>-v5")
-    if local_budget:
-        return (f"python -m genrl_core.datasets make --env {env} --kinds {kind} --total-steps "
-                f"{LOCAL_DATA_BUDGET['total_steps']} --dataset-steps {LOCAL_DATA_BUDGET['dataset_steps']}")
     return (f"python -m genrl_core.datasets make --env {env} --kinds {kind} --total-steps 1000000 "
             f"--dataset-steps 1000000")
 

@@ -36,6 +36,11 @@ class Plan:
 Presets = dict[str, Callable[[], list[Plan]]]
 
 
+def every_preset(plans: Callable[[str], list[Plan]]) -> Presets:
+    """A sweep script's plans(preset) for each preset the sweeps know (C.PRESETS)."""
+    return {preset: (lambda preset=preset: plans(preset)) for preset in C.PRESETS}
+
+
 def _grid(value: Any) -> list | None:
     return value["grid_search"] if isinstance(value, dict) and set(value) == {"grid_search"} else None
 
