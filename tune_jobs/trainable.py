@@ -289,14 +289,14 @@ def _seed_round(t: _Trial, i: int, result: dict[str, float] | str, n: int, train
     losses = {} if diverged else result
     evaluation = {"score_mean": float("nan")} if diverged else _evaluate(t.pack, i, t.data, t.run, t.device)
     p = t.progress
-    p["time_eval_s"] += evaluation.get("eval_time_s", 0.0)
+    p["time_eval_s"] = p.get("time_eval_s", 0.0) + evaluation.get("eval_time_s", 0.0)
     final = p["step"] >= t.run["steps"] or bool(diverged)
     metrics = {"step": p["step"], "iteration": p["iteration"],
                **results.protocol_columns(t.data, t.run["eval_episodes"]), **losses, **evaluation,
                "grad_steps_per_s": n / max(train_s, 1e-9), "train_time_s": train_s, "wall_time_s": p["wall_time_s"],
                "restarts": p["restarts"], "final": final, "error": diverged, "pack_size": len(t.pack.seeds),
                "stop_reason": "diverged" if diverged else ("completed" if final else ""),
-               "stage": t.stage.mode if t.stage else "", **{k: p[k] for k in TIME_KEYS},
+               "stage": t.stage.mode if t.stage else "", **{k: p.get(k, 0.0) for k in TIME_KEYS},
                "time_trial_s": time.perf_counter() - t.started[0], "trial_start_unix": t.started[1]}
     if diverged:
         p["diverged"].append(t.pack.seeds[i])
