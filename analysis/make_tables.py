@@ -403,7 +403,9 @@ AUTHORS_CHOICES = {
 
 LOCAL_CHOICES = ("GMPO/GMPG: the authors' per-task beta, clamps and learning rates with the local preset's phases (a 50k-step "
                  "critic, GMPG's mu 50k steps, then GMPO 20k and GMPG 100 policy steps), GMPG's T = 16 (authors: 1000) "
-                 "and batch 256 (authors: 4096; GMPG's policy 40960)")
+                 "and batch 256 (authors: 4096; GMPG's policy 40960); GMPG's beta 1 where the beta ablation does not "
+                 "set it (authors: 20 on hopper-medium, 8 on medium-replay; behind the short critic a larger beta "
+                 "scored lower, tune_jobs.config.LOCAL_OVER_AUTHORS)")
 
 
 def _departures(t: pd.DataFrame) -> str:

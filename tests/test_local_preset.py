@@ -64,8 +64,10 @@ def test_gmpo_and_gmpg_keep_the_authors_per_task_settings_with_the_local_phases(
     replay = C.variant("local", "gmpo", "gvp", task="hopper-medium-replay-v2")
     assert (replay["beta"], replay["max_weight"]) == (6.0, 100.0)
     gmpg = C.variant("local", "gmpg", "vpsde", task="hopper-medium-v2")
-    assert (gmpg["beta"], gmpg["lr"], gmpg["log_ratio_scale"], gmpg["policy_eval_every"]) == (20.0, 3e-5, "bits", 5)
-    assert C.variant("local", "gmpg", "vpsde", task="hopper-medium-replay-v2")["beta"] == 8.0
+    assert (gmpg["lr"], gmpg["log_ratio_scale"], gmpg["policy_eval_every"]) == (3e-5, "bits", 5)
+    # GMPG's beta is the preset's own (1), not the authors' 20 / 8: the named departure of LOCAL_OVER_AUTHORS
+    assert C.authors_settings("gmpg", "vpsde", "hopper-medium-v2")["beta"] == 20.0
+    assert gmpg["beta"] == 1.0 and C.variant("local", "gmpg", "vpsde", task="hopper-medium-replay-v2")["beta"] == 1.0
     for v in (gmpo, gmpg):  # the authors' batches, epochs and T = 1000 are replaced by the local budget
         assert not {"critic_epochs", "policy_epochs", "behaviour_epochs", "policy_batch_size"} & set(v)
     assert gmpg["train_steps"] == 16 and gmpo["critic_steps"] == 50_000 and gmpo["steps"] - 50_000 == 20_000

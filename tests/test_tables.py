@@ -337,4 +337,5 @@ def test_local_preset_captions_say_the_data_was_made_here_and_name_its_departure
     md = (tmp_path / "t" / "table3.md").read_text()
     assert "Preset: local." in md and "D4RL-style set made on this machine" in md
     assert "hopper-medium-v2 -> local/hopper/medium-v0" in md
-    assert "Not the paper's: GMPO/GMPG: the authors' per-task beta" in md and "Settings from the authors'" not in md
+    assert "Not the paper's: GMPO/GMPG: the authors' per-task beta" in md and "GMPG's beta 1" in md
+    assert "Settings from the authors'" not in md
