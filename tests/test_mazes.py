@@ -160,3 +160,14 @@ def test_goal_reaching_sets_have_no_behaviour_score() -> None:
     with pytest.raises(ValueError) as err:
         dataset_score(ids["random"])
     assert "\n" not in str(err.value) and "success rate" in str(err.value)
+
+
+def test_the_data_s_wandering_behaviour_reaches_the_goal_less_often_than_the_commanded_controller() -> None:
+    """On PointMaze Medium the behaviour wandering between random commanded goals rarely reaches the evaluation goal
+    in time (what BC of its data can expect), while the same controller commanded to that goal always does."""
+    spec = mazes.maze_specs("PointMaze_Medium-v3")[1]
+    ctrl = mazes.WaypointController(spec.kwargs["maze_map"])
+    commanded = evaluate(mazes.controller_policy(ctrl, 0.3, 0), spec, n_episodes=10, seed=0)["success_rate"]
+    wandering = mazes.behaviour_success(spec, 10, seed=0, noise=0.3)
+    assert commanded == 1.0 and wandering <= 0.3
+    assert wandering == mazes.behaviour_success(spec, 10, seed=0, noise=0.3)  # seeded: the same figure again

@@ -210,36 +210,72 @@ def _random_point(ctrl: WaypointController, cells: list[Cell], rng: np.random.Ge
     return ctrl.centre(cell) + rng.uniform(-0.25, 0.25, 2) * ctrl.scaling
 
 
+class _Wanderer:
+    """The waypoint behaviour of the module docstring: commanded to a random point, a new one each time it is
+    reached, with Gaussian action noise."""
+
+    def __init__(self, ctrl: WaypointController, rng: np.random.Generator, noise: float):
+        self.ctrl, self.rng, self.noise, self.cells = ctrl, rng, noise, free_cells(ctrl.maze_map)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new commanded goal (at an episode's start)."""
+        self.commanded = _random_point(self.ctrl, self.cells, self.rng)
+
+    def follow(self, obs: dict) -> None:
+        """Command a new goal once the current one is reached."""
+        if np.linalg.norm(obs["achieved_goal"] - self.commanded) <= GOAL_RADIUS:
+            self.restart()
+
+    def act(self, obs: dict) -> np.ndarray:
+        """The noisy PD action toward the commanded goal."""
+        pd = self.ctrl.act(obs["achieved_goal"], obs["observation"][2:4], self.commanded)
+        return np.clip(pd + self.rng.normal(0.0, self.noise, 2), -1.0, 1.0)
+
+
 def collect(spec: EnvSpec, kind: str, min_steps: int, seed: int, noise: float) -> list[_Recorder]:
     """Whole episodes of `kind` on spec until at least min_steps steps (see the module docstring)."""
     env = gym.make(spec)
     env.action_space.seed(seed)
-    rng = np.random.default_rng(seed)
-    ctrl = controller_for(env)
-    cells = free_cells(ctrl.maze_map)
+    wander = _Wanderer(controller_for(env), np.random.default_rng(seed), noise)
     episodes: list[_Recorder] = []
     total = 0
     obs, _ = env.reset(seed=seed)
     while total < min_steps:
         ep = _Recorder(obs)
-        commanded = _random_point(ctrl, cells, rng)
         done = False
         while not done:
-            pos, vel = obs["achieved_goal"], obs["observation"][2:4]
-            if np.linalg.norm(pos - commanded) <= GOAL_RADIUS:
-                commanded = _random_point(ctrl, cells, rng)
-            if kind == "waypoint":
-                action = np.clip(ctrl.act(pos, vel, commanded) + rng.normal(0.0, noise, 2), -1.0, 1.0)
-            else:
-                action = env.action_space.sample()
+            wander.follow(obs)
+            action = wander.act(obs) if kind == "waypoint" else env.action_space.sample()
             obs, reward, term, trunc, _ = env.step(action)
             ep.step(action, obs, reward, term, trunc)
             done = term or trunc
         episodes.append(ep)
         total += len(ep.rewards)
         obs, _ = env.reset()
+        wander.restart()
     env.close()
     return episodes
+
+
+def behaviour_success(spec: EnvSpec, episodes: int, seed: int, noise: float) -> float:
+    """The waypoint data's own behaviour (wandering between random commanded goals) under the evaluation protocol:
+    the fraction of `episodes` episodes from the evaluation start that reach the goal within the time limit. What
+    behaviour cloning of the data can be expected to score."""
+    env = gym.make(spec)
+    wander = _Wanderer(controller_for(env), np.random.default_rng(seed), noise)
+    hits = 0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        wander.restart()
+        done = success = False
+        while not (done or success):
+            wander.follow(obs)
+            obs, _, term, trunc, info = env.step(wander.act(obs))
+            done, success = term or trunc, bool(info.get("success", False))
+        hits += success
+    env.close()
+    return hits / episodes
 
 
 # --- references -----------------------------------------------------------------------------------------------------
@@ -331,11 +367,13 @@ def make_maze_datasets(env_id: str, kinds: Sequence[str], *, dataset_steps: int 
         high = low if kind == "random" else success_rate(
             controller_policy(WaypointController(specs[1].kwargs["maze_map"]), noise, seed + 2), specs[1],
             ref_episodes, seed + 2)
+        wanders = behaviour_success(specs[1], ref_episodes, seed + 3, noise) if kind == "waypoint" else low
         visits = float(np.mean([max(ep.rewards) > 0 for ep in episodes]))
         steps = sum(len(ep.rewards) for ep in episodes)
         description = (f"{kind} data on {env_id} made by genrl_core.data.mazes (seed {seed}, action noise {noise}): "
                        f"{len(episodes)} episodes, {steps} steps, {visits:.1%} of them pass through the goal; success "
                        f"rates ({ref_episodes} evaluation episodes, ending at the goal): random actions {low:.3f}, "
-                       f"controller commanded to the goal {high:.3f}; {time.perf_counter() - start:.0f} s")
+                       f"controller commanded to the goal {high:.3f}, the data's own wandering behaviour from the evaluation "
+                       f"start {wanders:.3f}; {time.perf_counter() - start:.0f} s")
         _save(dataset_id, specs, episodes, (low, high), ref_episodes, description)
     return ids
