@@ -63,6 +63,9 @@ def test_the_benchmark_sweep_runs_gtp_bc_and_antmaze_over_100_episodes():
     algos = {(v["algorithm"], v["task"]) for v in variants}
     assert ("gtp_bc", "hopper-medium-v2") in algos and ("gtp", "antmaze-umaze-v0") in algos
     assert all(v["eval_episodes"] == 100 for v in variants if v["task"].startswith("antmaze"))
+    expectiles = {(v["algorithm"], v["task"]): v.get("expectile") for v in variants}
+    assert expectiles[("gtp", "antmaze-umaze-v0")] == 0.9 and expectiles[("gmpo", "antmaze-umaze-v0")] == 0.9
+    assert expectiles[("gtp", "hopper-medium-v2")] is None and expectiles[("gtp_bc", "antmaze-umaze-v0")] is None
     gmpo = next(v for v in variants if v["algorithm"] == "gmpo" and v["task"] == "halfcheetah-medium-v2")
     assert gmpo["beta"] == 8.0 and gmpo["critic_epochs"] == 5000
 
