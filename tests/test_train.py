@@ -32,6 +32,27 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert state["step"] == 60
 
 
+def test_a_gmpo_checkpoint_warm_starts_gtp_and_gmpo_critics_exactly(tmp_path):
+    """critic_init takes a training checkpoint: GTP's Q, target Q and V and a second GMPO's critic start as the
+    GMPO run's critic ended; a checkpoint without an IQL critic is one clear error."""
+    iql = {"critic_hidden": (32, 32), "critic_steps": 20}
+    train("gmpo", "toy/swissroll-v0", steps=30, seed=0, batch_size=32, eval_every=30, log=None,
+          overrides={**TINY, **iql}, out=str(tmp_path / "gmpo"))
+    model = torch.load(tmp_path / "gmpo" / "checkpoint.pt", weights_only=True)["agent"]["model"]
+    ckpt = str(tmp_path / "gmpo" / "checkpoint.pt")
+    gtp = build_agent("gtp", 1, 2, {"hidden": (32, 32), "critic_hidden": (32, 32), "critic_init": ckpt})
+    gmpo = build_agent("gmpo", 1, 2, {**TINY, **iql, "critic_init": ckpt})  # swissroll: 1-dim obs
+    for name, module in (("q", gtp.critic.q), ("q_target", gtp.critic.q_target), ("v", gtp.v), ("q", gmpo.critic.q),
+                         ("v", gmpo.critic.v)):
+        for key, tensor in module.state_dict().items():
+            assert torch.equal(tensor, model[f"critic.{name}.{key}"]), (name, key)
+    train("bc", "toy/swissroll-v0", steps=2, seed=0, batch_size=32, eval_every=2, log=None, overrides=TINY,
+          out=str(tmp_path / "bc"))
+    with pytest.raises(ValueError, match="nor a training checkpoint whose agent has one"):
+        build_agent("gtp", 1, 2, {"hidden": (32, 32), "critic_hidden": (32, 32),
+                                  "critic_init": str(tmp_path / "bc" / "checkpoint.pt")})
+
+
 def test_sfbc_resume_with_its_candidate_cache_reproduces_an_uninterrupted_run(tmp_path, monkeypatch):
     """The candidate cache is derived state: not checkpointed, rebuilt identically after a resume."""
     builds = []

@@ -23,8 +23,9 @@ class CriticConfig:
     critic_hidden: tuple[int, ...] = doc((256, 256), "hidden widths of each Q (and V) MLP")
     critic_value_init: bool = doc(False, "start Q (and V) at mean(r)/(1-gamma) (a choice, not the paper's; faster at "
                                          "gamma 0.99)")
-    critic_init: str = doc("", "file with a pretrained IQL critic's state_dict (torch.save) that warm-starts Q, target Q "
-                               "(and V where the critic has one) (a choice); \"\" trains from scratch")
+    critic_init: str = doc("", "file with a pretrained IQL critic's state_dict (torch.save), or a training checkpoint "
+                               "(genrl_core.train --out DIR: DIR/checkpoint.pt) whose agent has one, that warm-starts "
+                               "Q, target Q (and V where the critic has one) (a choice); \"\" trains from scratch")
 
 
 class _ValueInit(nn.Module):
@@ -77,16 +78,20 @@ def pretrain_iql(critic: "IQLCritic", sample: Callable[[], dict[str, torch.Tenso
 
 
 def warm_start(path: str, critic: nn.Module, v: nn.Module | None = None) -> None:
-    """Load Q, target Q (and V) of an IQL critic saved with torch.save(critic.state_dict(), path) into `critic`."""
+    """Load Q, target Q (and V) of an IQL critic saved with torch.save(critic.state_dict(), path), or of the critic
+    of a training checkpoint's agent (e.g. a GMPO run's), into `critic`."""
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
+        if "agent" in state:  # a checkpoint of run.training.train: the IQL critic inside its agent
+            state = {k[len("critic."):]: t for k, t in state["agent"]["model"].items() if k.startswith("critic.")}
         for name, module in (("q", critic.q), ("q_target", critic.q_target), ("v", v)):
             if module is not None:
                 module.load_state_dict({k[len(name) + 1:]: t for k, t in state.items() if k.startswith(name + ".")})
     except (OSError, RuntimeError, KeyError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"critic_init {path!r} is not an IQL critic state_dict of this size "
-                         f"(save one with torch.save(critic.state_dict(), path)): {first}") from None
+        raise ValueError(f"critic_init {path!r} is neither an IQL critic state_dict of this size nor a training "
+                         f"checkpoint whose agent has one (save one with torch.save(critic.state_dict(), path)): "
+                         f"{first}") from None
     critic.value_init.mark_done()
 
 
