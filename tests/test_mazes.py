@@ -181,11 +181,12 @@ def test_gmpo_and_gtp_reach_the_medium_maze_goal_where_bc_of_the_wandering_data_
     ids = mazes.make_maze_datasets("PointMaze_Medium-v3", ["waypoint"], dataset_steps=1_000_000, ref_episodes=10,
                                    force=True)
     run = {"dataset": ids["waypoint"], "eval_episodes": 100, "batch_size": 256, "log": None}
+    mlp = {"backbone": "mlp", "widths": (256, 256)}  # GMPO's and BC's networks
     gmpo = train("gmpo", steps=60_000, eval_every=60_000, out=str(tmp_path / "gmpo"), **run,
-                 overrides={"backbone": "mlp", "widths": (256, 256), "critic_steps": 50_000, "expectile": 0.9})
+                 overrides={**mlp, "critic_steps": 50_000, "expectile": 0.9})
     gtp = train("gtp", steps=10_000, eval_every=10_000, **run,
                 overrides={"hidden": (256, 256), "schedule_steps": 10_000, "expectile": 0.9, "eta": 3.0,
                            "critic_init": str(tmp_path / "gmpo" / "checkpoint.pt"), "critic_lr": 0.0})
-    bc = train("bc", steps=10_000, eval_every=10_000, overrides={"backbone": "mlp", "widths": (256, 256)}, **run)
+    bc = train("bc", steps=10_000, eval_every=10_000, overrides=mlp, **run)
     rates = {name: h[-1]["success_rate"] for name, h in (("gmpo", gmpo), ("gtp", gtp), ("bc", bc))}
     assert rates["gmpo"] >= 0.8 and rates["gtp"] >= 0.8 and rates["bc"] <= 0.2, rates
